@@ -1,0 +1,132 @@
+"""Default collectors: process, platform and garbage-collector metrics,
+named and shaped as prometheus_client's."""
+from __future__ import annotations
+
+import gc
+import os
+import platform as _platform
+import sys
+from typing import Callable, Dict, Iterable, List, Optional
+
+from .metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from .registry import REGISTRY, CollectorRegistry
+
+
+class ProcessCollector:
+    """``process_*`` metrics of a process, read from /proc (Linux)."""
+
+    def __init__(self, namespace: str = "", pid: Callable[[], object] = lambda: "self",
+                 proc: str = "/proc", registry: Optional[CollectorRegistry] = REGISTRY) -> None:
+        self._namespace = namespace
+        self._pid = pid
+        self._proc = proc
+        self._prefix = namespace + "_process_" if namespace else "process_"
+        try:
+            self._ticks = float(os.sysconf("SC_CLK_TCK"))
+            self._pagesize = os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            self._ticks, self._pagesize = 100.0, 4096
+        self._btime = self._boot_time()
+        if registry is not None:
+            registry.register(self)
+
+    def _boot_time(self) -> Optional[float]:
+        try:
+            with open(os.path.join(self._proc, "stat"), "rb") as f:
+                for line in f:
+                    if line.startswith(b"btime "):
+                        return float(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    def describe(self) -> List[Metric]:
+        p = self._prefix
+        return [GaugeMetricFamily(p + n, "") for n in (
+            "virtual_memory_bytes", "resident_memory_bytes", "start_time_seconds", "open_fds", "max_fds",
+        )] + [CounterMetricFamily(p + "cpu_seconds", "")]
+
+    def collect(self) -> Iterable[Metric]:
+        if self._btime is None:
+            return []
+        p = self._prefix
+        out: List[Metric] = []
+        try:
+            pid = os.path.join(self._proc, str(self._pid()).strip())
+            with open(os.path.join(pid, "stat"), "rb") as f:
+                parts = f.read().split(b")")[-1].split()
+            out.append(GaugeMetricFamily(p + "virtual_memory_bytes", "Virtual memory size in bytes.",
+                                         value=float(parts[20])))
+            out.append(GaugeMetricFamily(p + "resident_memory_bytes", "Resident memory size in bytes.",
+                                         value=float(parts[21]) * self._pagesize))
+            start = float(parts[19]) / self._ticks + self._btime
+            out.append(GaugeMetricFamily(p + "start_time_seconds",
+                                         "Start time of the process since unix epoch in seconds.", value=start))
+            cpu = (float(parts[11]) + float(parts[12])) / self._ticks
+            out.append(CounterMetricFamily(p + "cpu_seconds", "Total user and system CPU time spent in seconds.",
+                                           value=cpu))
+        except (OSError, IndexError, ValueError):
+            return out
+        try:
+            fds = len(os.listdir(os.path.join(pid, "fd")))
+            out.append(GaugeMetricFamily(p + "open_fds", "Number of open file descriptors.", value=float(fds)))
+            with open(os.path.join(pid, "limits"), "rb") as f:
+                for line in f:
+                    if line.startswith(b"Max open files"):
+                        out.append(GaugeMetricFamily(p + "max_fds", "Maximum number of open file descriptors.",
+                                                     value=float(line.split()[3])))
+                        break
+        except (OSError, IndexError, ValueError):
+            pass
+        return out
+
+
+class PlatformCollector:
+    """``python_info``: the interpreter's version and implementation."""
+
+    def __init__(self, registry: Optional[CollectorRegistry] = REGISTRY) -> None:
+        v = sys.version_info
+        self._labels: Dict[str, str] = {
+            "version": _platform.python_version(),
+            "implementation": _platform.python_implementation(),
+            "major": str(v.major), "minor": str(v.minor), "patchlevel": str(v.micro),
+        }
+        if registry is not None:
+            registry.register(self)
+
+    def describe(self) -> List[Metric]:
+        return [InfoMetricFamily("python", "")]
+
+    def collect(self) -> Iterable[Metric]:
+        return [InfoMetricFamily("python", "Python platform information", value=self._labels)]
+
+
+class GCCollector:
+    """``python_gc_*``: objects collected, uncollectable objects and collections per generation."""
+
+    def __init__(self, registry: Optional[CollectorRegistry] = REGISTRY) -> None:
+        if registry is not None:
+            registry.register(self)
+
+    def describe(self) -> List[Metric]:
+        return [CounterMetricFamily("python_gc_" + n, "") for n in (
+            "objects_collected", "objects_uncollectable", "collections")]
+
+    def collect(self) -> Iterable[Metric]:
+        collected = CounterMetricFamily("python_gc_objects_collected", "Objects collected during gc",
+                                        labels=["generation"])
+        uncollectable = CounterMetricFamily("python_gc_objects_uncollectable",
+                                            "Uncollectable objects found during GC", labels=["generation"])
+        collections = CounterMetricFamily("python_gc_collections",
+                                          "Number of times this generation was collected", labels=["generation"])
+        for gen, stat in enumerate(gc.get_stats()):
+            g = str(gen)
+            collected.add_metric([g], stat["collected"])
+            uncollectable.add_metric([g], stat["uncollectable"])
+            collections.add_metric([g], stat["collections"])
+        return [collected, uncollectable, collections]
+
+
+PROCESS_COLLECTOR = ProcessCollector()
+PLATFORM_COLLECTOR = PlatformCollector()
+GC_COLLECTOR = GCCollector()

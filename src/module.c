@@ -1,0 +1,1205 @@
+/* module.c: the CPython binding of the store and renderer.
+ *
+ * Multi-phase init (PEP 489) with heap types and per-module state.  The
+ * metric types here are bases: the Python layer subclasses them to add
+ * registration, validation and the convenience API.  Every update method is
+ * a single call into C that touches only atomic cells. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <structmember.h>
+
+#include "render.h"
+#include "store.h"
+
+typedef struct {
+    PyTypeObject *Store;
+    PyTypeObject *Metric;   /* shared base, not exported for direct use */
+    PyTypeObject *Counter, *Gauge, *Histogram, *Summary;
+    PyObject *StoreFullError;
+} module_state;
+
+static struct PyModuleDef core_module;
+
+static module_state *state_of_type(PyTypeObject *tp)
+{
+    PyObject *m = PyType_GetModuleByDef(tp, &core_module);
+    return m ? PyModule_GetState(m) : NULL;
+}
+
+/* ---- Store ---------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    fp_store st;
+} StoreObject;
+
+/* Sets an exception for a negative fp_status and returns NULL. */
+static PyObject *raise_status(PyTypeObject *tp, int rc, const char *what)
+{
+    module_state *ms = state_of_type(tp);
+    if (!ms)
+        return NULL;
+    switch (rc) {
+    case FP_EFULL:
+        PyErr_Format(ms->StoreFullError,
+                     "%s: the metrics store is full; create the registry with a larger size", what);
+        break;
+    case FP_ENOMEM:
+        PyErr_Format(ms->StoreFullError,
+                     "%s: the metrics store's arena is exhausted; create the registry with a larger size", what);
+        break;
+    default:
+        PyErr_Format(PyExc_ValueError, "%s: invalid argument", what);
+    }
+    return NULL;
+}
+
+static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"size", NULL};
+    unsigned long long size = 256ull << 20;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|K:Store", kwlist, &size))
+        return NULL;
+    if (size < (1ull << 20) || size > (1ull << 40)) {
+        PyErr_SetString(PyExc_ValueError, "Store size must be between 1 MiB and 1 TiB");
+        return NULL;
+    }
+    StoreObject *self = (StoreObject *)tp->tp_alloc(tp, 0);
+    if (!self)
+        return NULL;
+    if (fp_store_open(&self->st, size) != FP_OK) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void Store_dealloc(StoreObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    fp_store_close(&self->st);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* UTF-8 of a str argument, or NULL with TypeError naming `what`. */
+static const char *utf8_of(PyObject *o, Py_ssize_t *len, const char *what)
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8AndSize(o, len);
+}
+
+static PyObject *Store_add_family(StoreObject *self, PyObject *args)
+{
+    unsigned int type;
+    PyObject *name, *help, *unit, *labelnames, *buckets;
+    if (!PyArg_ParseTuple(args, "IUUUO!O:add_family", &type, &name, &help, &unit,
+                          &PyTuple_Type, &labelnames, &buckets))
+        return NULL;
+    Py_ssize_t nl, hl, ul, n = PyTuple_GET_SIZE(labelnames);
+    const char *np = PyUnicode_AsUTF8AndSize(name, &nl);
+    const char *hp = PyUnicode_AsUTF8AndSize(help, &hl);
+    const char *up = PyUnicode_AsUTF8AndSize(unit, &ul);
+    if (!np || !hp || !up)
+        return NULL;
+    PyObject *result = NULL;
+    const char **lp = PyMem_Calloc((size_t)n + 1, sizeof *lp);
+    size_t *ll = PyMem_Calloc((size_t)n + 1, sizeof *ll);
+    double *bv = NULL;
+    Py_ssize_t nb = 0;
+    if (!lp || !ll) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        if (!(lp[i] = utf8_of(PyTuple_GET_ITEM(labelnames, i), &len, "label name")))
+            goto done;
+        ll[i] = (size_t)len;
+    }
+    if (buckets != Py_None) {
+        if (!PyTuple_Check(buckets)) {
+            PyErr_SetString(PyExc_TypeError, "buckets must be a tuple of floats or None");
+            goto done;
+        }
+        nb = PyTuple_GET_SIZE(buckets);
+        if (!(bv = PyMem_Calloc((size_t)nb + 1, sizeof *bv))) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            bv[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(buckets, i));
+            if (bv[i] == -1.0 && PyErr_Occurred())
+                goto done;
+            if (isnan(bv[i]) || (i && bv[i] <= bv[i - 1])) {
+                PyErr_SetString(PyExc_ValueError, "buckets must be sorted, distinct and not NaN");
+                goto done;
+            }
+        }
+        if (type == FP_HISTOGRAM && (nb == 0 || !isinf(bv[nb - 1]) || bv[nb - 1] < 0)) {
+            PyErr_SetString(PyExc_ValueError, "histogram buckets must end with +Inf");
+            goto done;
+        }
+    }
+    uint32_t idx;
+    int rc = fp_family_add(&self->st, type, np, (size_t)nl, hp, (size_t)hl, up, (size_t)ul, lp, ll,
+                           (uint32_t)n, bv, (uint32_t)nb, &idx);
+    if (rc != FP_OK)
+        raise_status(Py_TYPE(self), rc, np);
+    else
+        result = PyLong_FromUnsignedLong(idx);
+done:
+    PyMem_Free(lp);
+    PyMem_Free(ll);
+    PyMem_Free(bv);
+    return result;
+}
+
+/* Renders the labels of a custom sample: {a="x",b="y"[,extra]}. */
+static int put_custom_labels(fp_buf *b, PyObject *labels)
+{
+    if (labels == Py_None || (PyDict_Check(labels) && PyDict_GET_SIZE(labels) == 0))
+        return 0;
+    if (!PyDict_Check(labels)) {
+        PyErr_SetString(PyExc_TypeError, "sample labels must be a dict");
+        return -1;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    int first = 1;
+    fp_buf_putc(b, '{');
+    while (PyDict_Next(labels, &pos, &k, &v)) {
+        Py_ssize_t kl, vl;
+        const char *kp = utf8_of(k, &kl, "label name");
+        const char *vp = kp ? utf8_of(v, &vl, "label value") : NULL;
+        if (!vp)
+            return -1;
+        if (!first)
+            fp_buf_putc(b, ',');
+        first = 0;
+        fp_buf_put(b, kp, (size_t)kl);
+        fp_buf_put(b, "=\"", 2);
+        fp_buf_escaped(b, vp, (size_t)vl, 1);
+        fp_buf_putc(b, '"');
+    }
+    fp_buf_putc(b, '}');
+    return 0;
+}
+
+static int has_suffix(const char *s, Py_ssize_t n, const char *suf)
+{
+    size_t k = strlen(suf);
+    return (size_t)n >= k && memcmp(s + n - k, suf, k) == 0;
+}
+
+/* 0, or -1 with an exception set. */
+static int float_attr(PyObject *o, const char *attr, double *out, int *present)
+{
+    PyObject *v = PyObject_GetAttrString(o, attr);
+    if (!v)
+        return -1;
+    *present = v != Py_None;
+    if (*present)
+        *out = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    return (*present && *out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* Renders a metric family yielded by a custom collector: an object with
+ * name, documentation, type, unit and samples (each with name, labels,
+ * value, timestamp, exemplar), as prometheus_client's Metric.  0 or -1. */
+static int render_custom(fp_buf *b, PyObject *metric, int om)
+{
+    int rc = -1;
+    PyObject *name = PyObject_GetAttrString(metric, "name");
+    PyObject *doc = name ? PyObject_GetAttrString(metric, "documentation") : NULL;
+    PyObject *type = doc ? PyObject_GetAttrString(metric, "type") : NULL;
+    PyObject *unit = type ? PyObject_GetAttrString(metric, "unit") : NULL;
+    PyObject *samples = unit ? PyObject_GetAttrString(metric, "samples") : NULL;
+    PyObject *iter = samples ? PyObject_GetIter(samples) : NULL, *s = NULL;
+    if (!iter)
+        goto done;
+    Py_ssize_t nl, dl, tl, ul = 0;
+    const char *np = utf8_of(name, &nl, "metric name");
+    const char *dp = np ? utf8_of(doc, &dl, "metric documentation") : NULL;
+    const char *tp = dp ? utf8_of(type, &tl, "metric type") : NULL;
+    const char *up = (tp && unit != Py_None) ? utf8_of(unit, &ul, "metric unit") : "";
+    if (!up)
+        goto done;
+
+    const char *ttype = tp, *tsuffix = "";
+    if (!om) {
+        if (!strcmp(tp, "counter"))
+            tsuffix = "_total";
+        else if (!strcmp(tp, "info"))
+            ttype = "gauge", tsuffix = "_info";
+        else if (!strcmp(tp, "stateset"))
+            ttype = "gauge";
+        else if (!strcmp(tp, "gaugehistogram"))
+            ttype = "histogram";
+        else if (!strcmp(tp, "unknown"))
+            ttype = "untyped";
+    }
+    fp_buf_puts(b, "# HELP ");
+    fp_buf_put(b, np, (size_t)nl);
+    fp_buf_puts(b, tsuffix);
+    fp_buf_putc(b, ' ');
+    fp_buf_escaped(b, dp, (size_t)dl, om);
+    fp_buf_puts(b, "\n# TYPE ");
+    fp_buf_put(b, np, (size_t)nl);
+    fp_buf_puts(b, tsuffix);
+    fp_buf_putc(b, ' ');
+    fp_buf_puts(b, ttype);
+    fp_buf_putc(b, '\n');
+    if (om && ul) {
+        fp_buf_puts(b, "# UNIT ");
+        fp_buf_put(b, np, (size_t)nl);
+        fp_buf_putc(b, ' ');
+        fp_buf_put(b, up, (size_t)ul);
+        fp_buf_putc(b, '\n');
+    }
+    while ((s = PyIter_Next(iter))) {
+        PyObject *sname = PyObject_GetAttrString(s, "name");
+        PyObject *labels = sname ? PyObject_GetAttrString(s, "labels") : NULL;
+        PyObject *ex = labels ? PyObject_GetAttrString(s, "exemplar") : NULL;
+        double value = 0, ts = 0;
+        int has_value, has_ts;
+        Py_ssize_t snl;
+        const char *snp = ex ? utf8_of(sname, &snl, "sample name") : NULL;
+        int ok = snp && float_attr(s, "value", &value, &has_value) == 0 &&
+                 float_attr(s, "timestamp", &ts, &has_ts) == 0;
+        if (ok && !om && has_suffix(snp, snl, "_created")) {
+            /* text 0.0.4 has no created timestamps */
+        } else if (ok) {
+            fp_buf_put(b, snp, (size_t)snl);
+            if (!om && !strcmp(tp, "gaugehistogram") &&
+                (has_suffix(snp, snl, "_gsum") || has_suffix(snp, snl, "_gcount"))) {
+                /* text 0.0.4 knows only _sum and _count */
+                b->len -= has_suffix(snp, snl, "_gsum") ? 4 : 6;
+                fp_buf_puts(b, has_suffix(snp, snl, "_gsum") ? "_sum" : "_count");
+            }
+            ok = put_custom_labels(b, labels) == 0;
+            fp_buf_putc(b, ' ');
+            fp_buf_float(b, value, om);
+            if (ok && has_ts) {
+                fp_buf_putc(b, ' ');
+                if (om)
+                    fp_buf_float(b, ts, 1);
+                else
+                    fp_buf_float(b, (double)(int64_t)floor(ts * 1000.0), 0);
+            }
+            if (ok && om && ex != Py_None) {
+                PyObject *elabels = PyObject_GetAttrString(ex, "labels");
+                double ev = 0, ets = 0;
+                int has_ev, has_ets;
+                ok = elabels && float_attr(ex, "value", &ev, &has_ev) == 0 &&
+                     float_attr(ex, "timestamp", &ets, &has_ets) == 0;
+                if (ok) {
+                    fp_buf_puts(b, " # ");
+                    if (PyDict_Check(elabels) && PyDict_GET_SIZE(elabels) == 0)
+                        fp_buf_puts(b, "{}");
+                    else
+                        ok = put_custom_labels(b, elabels) == 0;
+                    fp_buf_putc(b, ' ');
+                    fp_buf_float(b, ev, 1);
+                    if (has_ets) {
+                        fp_buf_putc(b, ' ');
+                        fp_buf_float(b, ets, 1);
+                    }
+                }
+                Py_XDECREF(elabels);
+            }
+            fp_buf_putc(b, '\n');
+        }
+        Py_XDECREF(sname);
+        Py_XDECREF(labels);
+        Py_XDECREF(ex);
+        Py_DECREF(s);
+        if (!ok)
+            goto done;
+    }
+    if (!PyErr_Occurred())
+        rc = 0;
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(doc);
+    Py_XDECREF(type);
+    Py_XDECREF(unit);
+    Py_XDECREF(samples);
+    Py_XDECREF(iter);
+    return rc;
+}
+
+/* render(items, openmetrics) -> bytes.  items: store family indices (int)
+ * and custom metric families, rendered in order.  The store walk never
+ * calls into Python. */
+static PyObject *Store_render(StoreObject *self, PyObject *args)
+{
+    PyObject *items;
+    int om;
+    if (!PyArg_ParseTuple(args, "Op:render", &items, &om))
+        return NULL;
+    PyObject *seq = PySequence_Fast(items, "render() needs a sequence");
+    if (!seq)
+        return NULL;
+    PyObject *result = NULL;
+    fp_buf b;
+    fp_buf_init(&b);
+    void *loc = fp_locale_c();
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        if (PyLong_Check(it)) {
+            unsigned long idx = PyLong_AsUnsignedLong(it);
+            if (idx == (unsigned long)-1 && PyErr_Occurred())
+                goto done;
+            if (idx >= fp_family_count(&self->st)) {
+                PyErr_Format(PyExc_ValueError, "no metric family %lu in this store", idx);
+                goto done;
+            }
+            fp_render_family(&b, &self->st, (uint32_t)idx, om);
+        } else if (render_custom(&b, it, om) < 0) {
+            goto done;
+        }
+        if (b.oom) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    if (om)
+        fp_buf_puts(&b, "# EOF\n");
+    if (b.oom)
+        PyErr_NoMemory();
+    else
+        result = PyBytes_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.len);
+done:
+    fp_locale_restore(loc);
+    fp_buf_free(&b);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *Store_stats(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    fp_header *h = fp_hdr(&self->st);
+    uint64_t top = fp_load(&h->top);
+    return Py_BuildValue("{sKsKsKsKsI}", "size", (unsigned long long)h->size, "used",
+                         (unsigned long long)(top < h->size ? top : h->size), "series",
+                         (unsigned long long)fp_load(&h->nseries), "max_series",
+                         (unsigned long long)h->max_series, "families", fp_family_count(&self->st));
+}
+
+static PyMethodDef Store_methods[] = {
+    {"add_family", (PyCFunction)Store_add_family, METH_VARARGS,
+     "add_family(type, name, help, unit, labelnames, buckets) -> int\n\nAdds a metric family."},
+    {"render", (PyCFunction)Store_render, METH_VARARGS,
+     "render(items, openmetrics) -> bytes\n\nRenders store families (int) and custom families in order."},
+    {"stats", (PyCFunction)Store_stats, METH_NOARGS, "stats() -> dict\n\nArena and series usage."},
+    {NULL}};
+
+static PyType_Slot Store_slots[] = {
+    {Py_tp_new, Store_new},
+    {Py_tp_dealloc, Store_dealloc},
+    {Py_tp_methods, Store_methods},
+    {Py_tp_doc, "Store(size=268435456)\n\nA lock-free metrics store in one arena of `size` bytes."},
+    {0, NULL}};
+
+static PyType_Spec Store_spec = {"fastprom._core.Store", sizeof(StoreObject), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, Store_slots};
+
+/* ---- metric bases --------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    StoreObject *store;     /* NULL until _bind */
+    fp_family *fam;
+    fp_series *series;      /* NULL on a parent that has labels */
+    uint32_t family;
+    PyObject *labelnames;   /* tuple of str */
+    PyObject *children;     /* parent: dict of label-value tuple -> child */
+    PyObject *labelvalues;  /* child: tuple of str */
+} MetricObject;
+
+static int Metric_traverse(MetricObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->store);
+    Py_VISIT(self->labelnames);
+    Py_VISIT(self->children);
+    Py_VISIT(self->labelvalues);
+    return 0;
+}
+
+static int Metric_clear(MetricObject *self)
+{
+    Py_CLEAR(self->store);
+    Py_CLEAR(self->labelnames);
+    Py_CLEAR(self->children);
+    Py_CLEAR(self->labelvalues);
+    self->series = NULL;
+    self->fam = NULL;
+    return 0;
+}
+
+static void Metric_dealloc(MetricObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Metric_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static const char *metric_name(MetricObject *self)
+{
+    return self->fam ? (const char *)fp_at(&self->store->st, self->fam->name) : "metric";
+}
+
+/* Returns the series to update, or NULL with an exception set. */
+static inline fp_series *series_of(MetricObject *self)
+{
+    if (self->series)
+        return self->series;
+    if (!self->store)
+        PyErr_SetString(PyExc_ValueError, "metric is not initialised");
+    else
+        PyErr_Format(PyExc_ValueError,
+                     "%s: metric has labels %R; call .labels(...) to pick a series first",
+                     metric_name(self), self->labelnames);
+    return NULL;
+}
+
+/* Finds or creates the series for a tuple of str label values. */
+static int lookup_series(MetricObject *self, PyObject *values, int create, fp_series **out)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(values);
+    const char *stackp[8];
+    size_t stackl[8];
+    const char **vp = n <= 8 ? stackp : PyMem_Calloc((size_t)n, sizeof *vp);
+    size_t *vl = n <= 8 ? stackl : PyMem_Calloc((size_t)n, sizeof *vl);
+    int rc = -1;
+    if (!vp || !vl) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        if (!(vp[i] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(values, i), &len)))
+            goto done;
+        vl[i] = (size_t)len;
+    }
+    rc = fp_series_get(&self->store->st, self->family, vp, vl, create, out);
+    if (rc != FP_OK && !(rc == FP_ENOTFOUND && !create)) {
+        raise_status(Py_TYPE(self), rc, metric_name(self));
+        rc = -1;
+    }
+done:
+    if (vp != stackp)
+        PyMem_Free(vp);
+    if (vl != stackl)
+        PyMem_Free(vl);
+    return rc;
+}
+
+/* _bind(store, family, labelnames): attaches a new metric to its family;
+ * an unlabelled one gets its single series now. */
+static PyObject *Metric_bind(MetricObject *self, PyObject *args)
+{
+    PyObject *store, *labelnames;
+    unsigned int family;
+    module_state *ms = state_of_type(Py_TYPE(self));
+    if (!ms || !PyArg_ParseTuple(args, "O!IO!:_bind", ms->Store, &store, &family, &PyTuple_Type, &labelnames))
+        return NULL;
+    if (self->store) {
+        PyErr_SetString(PyExc_RuntimeError, "metric is already bound");
+        return NULL;
+    }
+    fp_family *fam = fp_family_get(&((StoreObject *)store)->st, family);
+    if (!fam || fam->nlabels != PyTuple_GET_SIZE(labelnames)) {
+        PyErr_SetString(PyExc_ValueError, "_bind: family does not match the label names");
+        return NULL;
+    }
+    PyObject *children = PyDict_New();
+    if (!children)
+        return NULL;
+    self->store = (StoreObject *)Py_NewRef(store);
+    self->family = family;
+    self->fam = fam;
+    self->labelnames = Py_NewRef(labelnames);
+    self->children = children;
+    if (fam->nlabels == 0) {
+        PyObject *empty = PyTuple_New(0);
+        int rc = empty ? lookup_series(self, empty, 1, &self->series) : -1;
+        Py_XDECREF(empty);
+        if (rc < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Normalises *args / **kwargs to a tuple of str in label-name order.
+ * Returns a new reference, or NULL with an exception set. */
+static PyObject *label_values(MetricObject *self, PyObject *args, PyObject *kw)
+{
+    if (!self->store) {
+        PyErr_SetString(PyExc_ValueError, "metric is not initialised");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(self->labelnames);
+    if (n == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: metric has no labels", metric_name(self));
+        return NULL;
+    }
+    if (kw && PyDict_GET_SIZE(kw)) {
+        if (PyTuple_GET_SIZE(args)) {
+            PyErr_Format(PyExc_ValueError, "%s: pass label values by position or by name, not both",
+                         metric_name(self));
+            return NULL;
+        }
+        if (PyDict_GET_SIZE(kw) != n)
+            goto badnames;
+        PyObject *t = PyTuple_New(n);
+        if (!t)
+            return NULL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = PyDict_GetItemWithError(kw, PyTuple_GET_ITEM(self->labelnames, i));
+            if (!v) {
+                Py_DECREF(t);
+                if (PyErr_Occurred())
+                    return NULL;
+                goto badnames;
+            }
+            PyObject *s = PyObject_Str(v);
+            if (!s) {
+                Py_DECREF(t);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(t, i, s);
+        }
+        return t;
+    }
+    if (PyTuple_GET_SIZE(args) != n) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd label values for %R, got %zd",
+                     metric_name(self), n, self->labelnames, PyTuple_GET_SIZE(args));
+        return NULL;
+    }
+    int all_str = 1;
+    for (Py_ssize_t i = 0; i < n && all_str; i++)
+        all_str = PyUnicode_CheckExact(PyTuple_GET_ITEM(args, i));
+    if (all_str)
+        return Py_NewRef(args);
+    PyObject *t = PyTuple_New(n);
+    if (!t)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = PyObject_Str(PyTuple_GET_ITEM(args, i));
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+badnames:
+    PyErr_Format(PyExc_ValueError, "%s: label names must be exactly %R, got %R", metric_name(self),
+                 self->labelnames, kw);
+    return NULL;
+}
+
+static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
+{
+    if (!self->children) {
+        PyErr_SetString(PyExc_ValueError, "labels() is called on the parent metric, not on a child");
+        return NULL;
+    }
+    PyObject *key = label_values(self, args, kw);
+    if (!key)
+        return NULL;
+    PyObject *child = PyDict_GetItemWithError(self->children, key);
+    if (child) {
+        Py_DECREF(key);
+        return Py_NewRef(child);
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    fp_series *se;
+    if (lookup_series(self, key, 1, &se) < 0) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyTypeObject *tp = Py_TYPE(self);
+    MetricObject *c = (MetricObject *)tp->tp_alloc(tp, 0);
+    if (!c) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    c->store = (StoreObject *)Py_NewRef(self->store);
+    c->family = self->family;
+    c->fam = self->fam;
+    c->series = se;
+    c->labelnames = Py_NewRef(self->labelnames);
+    c->labelvalues = key; /* takes the reference */
+    if (PyDict_SetItem(self->children, key, (PyObject *)c) < 0) {
+        Py_DECREF(c);
+        return NULL;
+    }
+    return (PyObject *)c;
+}
+
+static PyObject *Metric_remove(MetricObject *self, PyObject *args)
+{
+    if (!self->children) {
+        PyErr_SetString(PyExc_ValueError, "remove() is called on the parent metric");
+        return NULL;
+    }
+    PyObject *key = label_values(self, args, NULL);
+    if (!key)
+        return NULL;
+    fp_series *se;
+    int rc = lookup_series(self, key, 0, &se);
+    if (rc == FP_OK)
+        fp_store32_rel(&se->state, FP_REMOVED);
+    if (rc >= 0 || rc == FP_ENOTFOUND) {
+        if (PyDict_DelItem(self->children, key) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                Py_DECREF(key);
+                return NULL;
+            }
+            PyErr_Clear();
+        }
+    }
+    Py_DECREF(key);
+    if (rc == -1)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Metric_clear_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->children || !self->store) {
+        PyErr_SetString(PyExc_ValueError, "clear() is called on the parent metric");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(self->labelnames) == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: clear() needs a metric with labels", metric_name(self));
+        return NULL;
+    }
+    PyDict_Clear(self->children);
+    fp_family_clear(&self->store->st, self->family);
+    Py_RETURN_NONE;
+}
+
+/* Parses escaped a="x",b="y" back into a tuple of values. */
+static PyObject *unescape_labels(const char *p, size_t len, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    char *tmp = PyMem_Malloc(len + 1);
+    if (!t || !tmp) {
+        Py_XDECREF(t);
+        PyMem_Free(tmp);
+        return PyErr_NoMemory();
+    }
+    const char *end = p + len;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        while (p < end && *p != '"')
+            p++;
+        p++;
+        size_t k = 0;
+        while (p < end && *p != '"') {
+            if (*p == '\\' && p + 1 < end) {
+                p++;
+                tmp[k++] = *p == 'n' ? '\n' : *p;
+            } else {
+                tmp[k++] = *p;
+            }
+            p++;
+        }
+        p++;
+        PyObject *s = PyUnicode_DecodeUTF8(tmp, (Py_ssize_t)k, "strict");
+        if (!s) {
+            Py_DECREF(t);
+            PyMem_Free(tmp);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    PyMem_Free(tmp);
+    return t;
+}
+
+/* _series() -> list of (labelvalues, created, data) for the live series of
+ * this metric's family.  data: float (counter, gauge), (count, sum)
+ * (summary), or (tuple of per-bucket counts, sum) (histogram). */
+static PyObject *Metric_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->store) {
+        PyErr_SetString(PyExc_ValueError, "metric is not initialised");
+        return NULL;
+    }
+    const fp_store *s = &self->store->st;
+    const fp_family *f = self->fam;
+    PyObject *list = PyList_New(0);
+    if (!list)
+        return NULL;
+    for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
+        const fp_series *se = fp_at(s, off);
+        if (fp_load32_acq(&se->state) != FP_LIVE)
+            continue;
+        PyObject *data = NULL;
+        switch (f->type) {
+        case FP_COUNTER: data = PyFloat_FromDouble(fp_counter_value(se)); break;
+        case FP_GAUGE: data = PyFloat_FromDouble(fp_gauge_value(se)); break;
+        case FP_SUMMARY:
+            data = Py_BuildValue("(Kd)", (unsigned long long)fp_load(&se->cells[0]), fp_loadd(&se->cells[1]));
+            break;
+        case FP_HISTOGRAM: {
+            PyObject *counts = PyTuple_New(f->nbuckets);
+            for (uint32_t i = 0; counts && i < f->nbuckets; i++) {
+                PyObject *c = PyLong_FromUnsignedLongLong(fp_load(&se->cells[i]));
+                if (!c)
+                    Py_CLEAR(counts);
+                else
+                    PyTuple_SET_ITEM(counts, i, c);
+            }
+            if (counts)
+                data = Py_BuildValue("(Nd)", counts, fp_loadd(&se->cells[f->nbuckets]));
+            break;
+        }
+        }
+        PyObject *lv = data ? unescape_labels(fp_at(s, se->text), se->text_len, f->nlabels) : NULL;
+        PyObject *row = lv ? Py_BuildValue("(NdN)", lv, fp_loadd(&se->created), data) : NULL;
+        if (!row) {
+            if (!lv)
+                Py_XDECREF(data);
+            Py_DECREF(list);
+            return NULL;
+        }
+        int rc = PyList_Append(list, row);
+        Py_DECREF(row);
+        if (rc < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+/* Reads a finite (when `finite`) double argument; -1 with an exception. */
+static int amount_arg(MetricObject *self, PyObject *o, double *out, int finite, const char *what)
+{
+    *out = PyFloat_AsDouble(o);
+    if (*out == -1.0 && PyErr_Occurred())
+        return -1;
+    if (finite && !isfinite(*out)) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a finite number, got %R", metric_name(self), what, o);
+        return -1;
+    }
+    return 0;
+}
+
+static int valid_label_name(const char *p, Py_ssize_t n)
+{
+    if (n == 0 || !(p[0] == '_' || ((p[0] | 32) >= 'a' && (p[0] | 32) <= 'z')))
+        return 0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (!(p[i] == '_' || ((p[i] | 32) >= 'a' && (p[i] | 32) <= 'z') || (p[i] >= '0' && p[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+/* Renders and stores an exemplar (a dict of str -> str).  0 or -1. */
+static int put_exemplar(MetricObject *self, fp_series *se, uint32_t nslots, uint32_t slot,
+                        PyObject *exemplar, double value)
+{
+    if (!PyDict_Check(exemplar)) {
+        PyErr_Format(PyExc_TypeError, "%s: exemplar must be a dict of str to str", metric_name(self));
+        return -1;
+    }
+    char text[FP_EXEMPLAR_TEXT + 1];
+    char *p = text, *end = text + sizeof text;
+    Py_ssize_t chars = 0, pos = 0;
+    PyObject *k, *v;
+    *p++ = '{';
+    while (PyDict_Next(exemplar, &pos, &k, &v)) {
+        Py_ssize_t kl, vl;
+        const char *kp = utf8_of(k, &kl, "exemplar label name");
+        const char *vp = kp ? utf8_of(v, &vl, "exemplar label value") : NULL;
+        if (!vp)
+            return -1;
+        if (!valid_label_name(kp, kl)) {
+            PyErr_Format(PyExc_ValueError, "%s: invalid exemplar label name %R", metric_name(self), k);
+            return -1;
+        }
+        chars += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
+        if (chars > 128 || end - p < kl + 2 * vl + 5)
+            goto toolong;
+        if (p - text > 1)
+            *p++ = ',';
+        memcpy(p, kp, (size_t)kl);
+        p += kl;
+        *p++ = '=';
+        *p++ = '"';
+        p += fp_escape_value(p, vp, (size_t)vl);
+        *p++ = '"';
+    }
+    *p++ = '}';
+    if (p - text > FP_EXEMPLAR_TEXT)
+        goto toolong;
+    int rc = fp_exemplar_put(&self->store->st, se, nslots, slot, text, (size_t)(p - text), value, fp_now());
+    if (rc != FP_OK) {
+        raise_status(Py_TYPE(self), rc, metric_name(self));
+        return -1;
+    }
+    return 0;
+toolong:
+    PyErr_Format(PyExc_ValueError,
+                 "%s: exemplar labels exceed 128 characters (OpenMetrics limit): %R", metric_name(self), exemplar);
+    return -1;
+}
+
+static PyObject *Counter_inc(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    fp_series *se = series_of(self);
+    if (!se)
+        return NULL;
+    PyObject *amount = nargs > 0 ? args[0] : NULL, *exemplar = nargs > 1 ? args[1] : NULL;
+    if (nargs > 2 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        if (nargs > 2) {
+            PyErr_SetString(PyExc_TypeError, "inc() takes at most 2 arguments (amount, exemplar)");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+            if (PyUnicode_CompareWithASCIIString(k, "amount") == 0 && !amount)
+                amount = args[nargs + i];
+            else if (PyUnicode_CompareWithASCIIString(k, "exemplar") == 0 && !exemplar)
+                exemplar = args[nargs + i];
+            else {
+                PyErr_Format(PyExc_TypeError, "inc() got an unexpected keyword argument %R", k);
+                return NULL;
+            }
+        }
+    }
+    double v = 1.0;
+    if (!amount) {
+        fp_counter_inc_int(se, 1);
+    } else if (PyLong_CheckExact(amount)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(amount, &overflow);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow > 0 || n < 0)
+            goto slow;
+        v = (double)n;
+        if (exemplar && exemplar != Py_None && put_exemplar(self, se, 1, 0, exemplar, v) < 0)
+            return NULL;
+        fp_counter_inc_int(se, (uint64_t)n);
+        Py_RETURN_NONE;
+    } else {
+    slow:
+        if (amount_arg(self, amount, &v, 1, "increment") < 0)
+            return NULL;
+        if (v < 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: counters can only be incremented by non-negative amounts, got %R",
+                         metric_name(self), amount);
+            return NULL;
+        }
+        if (exemplar && exemplar != Py_None && put_exemplar(self, se, 1, 0, exemplar, v) < 0)
+            return NULL;
+        if (v == floor(v) && v < 9007199254740992.0)
+            fp_counter_inc_int(se, (uint64_t)v);
+        else
+            fp_counter_inc(se, v);
+        Py_RETURN_NONE;
+    }
+    if (exemplar && exemplar != Py_None && put_exemplar(self, se, 1, 0, exemplar, v) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *gauge_update(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, double sign,
+                              const char *fname)
+{
+    fp_series *se = series_of(self);
+    if (!se)
+        return NULL;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument", fname);
+        return NULL;
+    }
+    double v = 1.0;
+    if (nargs && amount_arg(self, args[0], &v, 0, "amount") < 0)
+        return NULL;
+    fp_gauge_add(se, sign * v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Gauge_inc(MetricObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return gauge_update(self, args, nargs, 1.0, "inc");
+}
+
+static PyObject *Gauge_dec(MetricObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return gauge_update(self, args, nargs, -1.0, "dec");
+}
+
+static PyObject *Gauge_set(MetricObject *self, PyObject *value)
+{
+    fp_series *se = series_of(self);
+    double v;
+    if (!se || amount_arg(self, value, &v, 0, "value") < 0)
+        return NULL;
+    fp_gauge_set(se, v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *observe_args(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                              double *v, PyObject **exemplar)
+{
+    PyObject *amount = nargs > 0 ? args[0] : NULL;
+    *exemplar = nargs > 1 ? args[1] : NULL;
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "observe() takes at most 2 arguments (amount, exemplar)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(k, "amount") == 0 && !amount)
+            amount = args[nargs + i];
+        else if (PyUnicode_CompareWithASCIIString(k, "exemplar") == 0 && !*exemplar)
+            *exemplar = args[nargs + i];
+        else {
+            PyErr_Format(PyExc_TypeError, "observe() got an unexpected keyword argument %R", k);
+            return NULL;
+        }
+    }
+    if (!amount) {
+        PyErr_SetString(PyExc_TypeError, "observe() missing required argument 'amount'");
+        return NULL;
+    }
+    if (amount_arg(self, amount, v, 1, "observed value") < 0)
+        return NULL;
+    return Py_None;
+}
+
+static PyObject *Histogram_observe(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    fp_series *se = series_of(self);
+    double v;
+    PyObject *exemplar;
+    if (!se || !observe_args(self, args, nargs, kwnames, &v, &exemplar))
+        return NULL;
+    const fp_family *f = self->fam;
+    uint32_t i = fp_bucket_index(fp_at(&self->store->st, f->buckets), f->nbuckets, v);
+    if (exemplar && exemplar != Py_None && put_exemplar(self, se, f->nbuckets, i, exemplar, v) < 0)
+        return NULL;
+    fp_histogram_observe(se, i, f->nbuckets, v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Summary_observe(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    fp_series *se = series_of(self);
+    double v;
+    PyObject *exemplar;
+    if (!se || !observe_args(self, args, nargs, kwnames, &v, &exemplar))
+        return NULL;
+    if (exemplar && exemplar != Py_None) {
+        PyErr_Format(PyExc_ValueError, "%s: summaries do not carry exemplars", metric_name(self));
+        return NULL;
+    }
+    fp_summary_observe(se, v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Metric_get_labelvalues(MetricObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->labelvalues ? self->labelvalues : Py_None);
+}
+
+static PyObject *Metric_get_family(MetricObject *self, void *Py_UNUSED(c))
+{
+    if (!self->store)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(self->family);
+}
+
+static PyGetSetDef Metric_getset[] = {
+    {"_labelvalues", (getter)Metric_get_labelvalues, NULL, "Label values of a child, None on a parent.", NULL},
+    {"_family", (getter)Metric_get_family, NULL, "Index of the family in its store.", NULL},
+    {NULL}};
+
+#define COMMON_METHODS                                                                                   \
+    {"_bind", (PyCFunction)Metric_bind, METH_VARARGS, "Attach to a store family (internal)."},          \
+        {"labels", (PyCFunction)(void (*)(void))Metric_labels, METH_VARARGS | METH_KEYWORDS,            \
+         "labels(*values, **labels) -> child\n\nReturns the cached child for these label values."},     \
+        {"remove", (PyCFunction)Metric_remove, METH_VARARGS, "remove(*values)\n\nDrops one series."}, \
+        {"clear", (PyCFunction)Metric_clear_series, METH_NOARGS, "clear()\n\nDrops every series."},   \
+        {"_series", (PyCFunction)Metric_series, METH_NOARGS, "Snapshot of the live series (internal)."}
+
+static PyMethodDef Metric_methods[] = {COMMON_METHODS, {NULL}};
+
+static PyMethodDef Counter_methods[] = {
+    {"inc", (PyCFunction)(void (*)(void))Counter_inc, METH_FASTCALL | METH_KEYWORDS,
+     "inc(amount=1, exemplar=None)\n\nIncrements by a non-negative finite amount."},
+    {NULL}};
+
+static PyMethodDef Gauge_methods[] = {
+    {"inc", (PyCFunction)(void (*)(void))Gauge_inc, METH_FASTCALL, "inc(amount=1)\n\nAdds amount."},
+    {"dec", (PyCFunction)(void (*)(void))Gauge_dec, METH_FASTCALL, "dec(amount=1)\n\nSubtracts amount."},
+    {"set", (PyCFunction)Gauge_set, METH_O, "set(value)\n\nSets the value."},
+    {NULL}};
+
+static PyMethodDef Histogram_methods[] = {
+    {"observe", (PyCFunction)(void (*)(void))Histogram_observe, METH_FASTCALL | METH_KEYWORDS,
+     "observe(amount, exemplar=None)\n\nRecords a finite value."},
+    {NULL}};
+
+static PyMethodDef Summary_methods[] = {
+    {"observe", (PyCFunction)(void (*)(void))Summary_observe, METH_FASTCALL | METH_KEYWORDS,
+     "observe(amount)\n\nRecords a finite value."},
+    {NULL}};
+
+static PyType_Slot Metric_slots[] = {
+    {Py_tp_dealloc, Metric_dealloc},
+    {Py_tp_traverse, Metric_traverse},
+    {Py_tp_clear, Metric_clear},
+    {Py_tp_methods, Metric_methods},
+    {Py_tp_getset, Metric_getset},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "Base of the store-backed metric types."},
+    {0, NULL}};
+
+#define METRIC_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
+static PyType_Spec Metric_spec = {"fastprom._core.MetricBase", sizeof(MetricObject), 0, METRIC_FLAGS, Metric_slots};
+
+#define TYPE_SPEC(var, pyname, methods)                                                       \
+    static PyType_Slot var##_slots[] = {{Py_tp_methods, methods},                         \
+                                        {Py_tp_traverse, Metric_traverse},                \
+                                        {Py_tp_clear, Metric_clear},                      \
+                                        {Py_tp_dealloc, Metric_dealloc},                  \
+                                        {0, NULL}};                                       \
+    static PyType_Spec var##_spec = {"fastprom._core." pyname, sizeof(MetricObject), 0, METRIC_FLAGS, \
+                                     var##_slots}
+
+TYPE_SPEC(Counter, "CounterBase", Counter_methods);
+TYPE_SPEC(Gauge, "GaugeBase", Gauge_methods);
+TYPE_SPEC(Histogram, "HistogramBase", Histogram_methods);
+TYPE_SPEC(Summary, "SummaryBase", Summary_methods);
+
+/* ---- module --------------------------------------------------------- */
+
+static PyObject *core_freeze_clock(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    double t = 0.0;
+    if (arg != Py_None) {
+        t = PyFloat_AsDouble(arg);
+        if (t == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!isfinite(t) || t <= 0) {
+            PyErr_SetString(PyExc_ValueError, "freeze_clock() needs a positive finite time or None");
+            return NULL;
+        }
+    }
+    fp_clock_freeze(t);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_format_float(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    double v;
+    int om = 0;
+    if (!PyArg_ParseTuple(args, "d|p:format_float", &v, &om))
+        return NULL;
+    char out[32];
+    void *loc = fp_locale_c();
+    size_t n = fp_format_float(out, v, om);
+    fp_locale_restore(loc);
+    return PyUnicode_FromStringAndSize(out, (Py_ssize_t)n);
+}
+
+static PyMethodDef core_methods[] = {
+    {"freeze_clock", core_freeze_clock, METH_O,
+     "freeze_clock(t)\n\nPins the store's clock (created and exemplar timestamps) to t; None thaws it."},
+    {"format_float", core_format_float, METH_VARARGS,
+     "format_float(v, openmetrics=False) -> str\n\nFormats a value as the exposition formats do."},
+    {NULL}};
+
+static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec, PyObject *base)
+{
+    *slot = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, base);
+    if (!*slot)
+        return -1;
+    return PyModule_AddType(m, *slot);
+}
+
+static int core_exec(PyObject *m)
+{
+    module_state *ms = PyModule_GetState(m);
+    if (add_type(m, &ms->Store, &Store_spec, NULL) < 0 || add_type(m, &ms->Metric, &Metric_spec, NULL) < 0)
+        return -1;
+    PyObject *base = (PyObject *)ms->Metric;
+    if (add_type(m, &ms->Counter, &Counter_spec, base) < 0 || add_type(m, &ms->Gauge, &Gauge_spec, base) < 0 ||
+        add_type(m, &ms->Histogram, &Histogram_spec, base) < 0 ||
+        add_type(m, &ms->Summary, &Summary_spec, base) < 0)
+        return -1;
+    ms->StoreFullError = PyErr_NewExceptionWithDoc(
+        "fastprom._core.StoreFullError", "The metrics store has no room for a new series or family.",
+        PyExc_RuntimeError, NULL);
+    if (!ms->StoreFullError || PyModule_AddObjectRef(m, "StoreFullError", ms->StoreFullError) < 0)
+        return -1;
+    if (PyModule_AddIntConstant(m, "COUNTER", FP_COUNTER) < 0 || PyModule_AddIntConstant(m, "GAUGE", FP_GAUGE) < 0 ||
+        PyModule_AddIntConstant(m, "HISTOGRAM", FP_HISTOGRAM) < 0 ||
+        PyModule_AddIntConstant(m, "SUMMARY", FP_SUMMARY) < 0 ||
+        PyModule_AddIntConstant(m, "EXEMPLAR_MAX_CHARS", 128) < 0)
+        return -1;
+    return 0;
+}
+
+static int core_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    module_state *ms = PyModule_GetState(m);
+    Py_VISIT(ms->Store);
+    Py_VISIT(ms->Metric);
+    Py_VISIT(ms->Counter);
+    Py_VISIT(ms->Gauge);
+    Py_VISIT(ms->Histogram);
+    Py_VISIT(ms->Summary);
+    Py_VISIT(ms->StoreFullError);
+    return 0;
+}
+
+static int core_clear(PyObject *m)
+{
+    module_state *ms = PyModule_GetState(m);
+    Py_CLEAR(ms->Store);
+    Py_CLEAR(ms->Metric);
+    Py_CLEAR(ms->Counter);
+    Py_CLEAR(ms->Gauge);
+    Py_CLEAR(ms->Histogram);
+    Py_CLEAR(ms->Summary);
+    Py_CLEAR(ms->StoreFullError);
+    return 0;
+}
+
+static void core_free(void *m) { core_clear((PyObject *)m); }
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+#if PY_VERSION_HEX >= 0x030D0000
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL}};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "fastprom._core", "C core of fastprom: the metrics store and the renderer.",
+    sizeof(module_state), core_methods, core_slots, core_traverse, core_clear, core_free};
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&core_module); }

@@ -1,0 +1,367 @@
+/* render.c: the exposition formats, byte for byte as Prometheus' own Go
+ * code writes them (prometheus/common expfmt). */
+#define _GNU_SOURCE
+#include "render.h"
+
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fp_buf_init(fp_buf *b) { memset(b, 0, sizeof *b); }
+void fp_buf_free(fp_buf *b) { free(b->p); fp_buf_init(b); }
+
+static int buf_reserve(fp_buf *b, size_t n)
+{
+    if (b->oom)
+        return 0;
+    if (b->cap - b->len >= n)
+        return 1;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = 1;
+            return 0;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return 0;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+void fp_buf_put(fp_buf *b, const char *s, size_t n)
+{
+    if (n && buf_reserve(b, n)) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+void fp_buf_puts(fp_buf *b, const char *s) { fp_buf_put(b, s, strlen(s)); }
+
+void fp_buf_putc(fp_buf *b, char c)
+{
+    if (buf_reserve(b, 1))
+        b->p[b->len++] = c;
+}
+
+void fp_buf_escaped(fp_buf *b, const char *s, size_t n, int quotes)
+{
+    if (!buf_reserve(b, 2 * n))
+        return;
+    char *d = b->p + b->len;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\\' || (quotes && c == '"')) {
+            *d++ = '\\';
+            *d++ = c;
+        } else if (c == '\n') {
+            *d++ = '\\';
+            *d++ = 'n';
+        } else {
+            *d++ = c;
+        }
+    }
+    b->len = (size_t)(d - b->p);
+}
+
+void fp_buf_uint(fp_buf *b, uint64_t v)
+{
+    char tmp[24];
+    int i = 24;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    fp_buf_put(b, tmp + i, (size_t)(24 - i));
+}
+
+void fp_buf_float(fp_buf *b, double v, int openmetrics)
+{
+    char tmp[32];
+    fp_buf_put(b, tmp, fp_format_float(tmp, v, openmetrics));
+}
+
+/* Lays out significant digits `dig` (no trailing zeros) with decimal
+ * exponent `exp` as Go's strconv.FormatFloat(v, 'g', -1, 64) does. */
+static size_t layout(char *out, int neg, const char *dig, int nd, int exp)
+{
+    char *p = out;
+    if (neg)
+        *p++ = '-';
+    if (exp < -4 || exp >= 6) {
+        *p++ = dig[0];
+        if (nd > 1) {
+            *p++ = '.';
+            memcpy(p, dig + 1, (size_t)(nd - 1));
+            p += nd - 1;
+        }
+        *p++ = 'e';
+        *p++ = exp < 0 ? '-' : '+';
+        int e = exp < 0 ? -exp : exp;
+        if (e >= 100) {
+            *p++ = (char)('0' + e / 100);
+            e %= 100;
+        }
+        *p++ = (char)('0' + e / 10);
+        *p++ = (char)('0' + e % 10);
+    } else if (exp < 0) {
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = 0; i < -exp - 1; i++)
+            *p++ = '0';
+        memcpy(p, dig, (size_t)nd);
+        p += nd;
+    } else {
+        for (int i = 0; i <= exp; i++)
+            *p++ = i < nd ? dig[i] : '0';
+        if (nd > exp + 1) {
+            *p++ = '.';
+            memcpy(p, dig + exp + 1, (size_t)(nd - exp - 1));
+            p += nd - exp - 1;
+        }
+    }
+    return (size_t)(p - out);
+}
+
+/* Go's 'g' with shortest precision switches to exponent form when the
+ * decimal exponent is < -4 or >= 6 (eprec is forced to 6).  The shortest
+ * digit string that reads back as v is found by trying 15, 16, then 17
+ * significant digits: a correctly rounded 15-digit form, stripped of
+ * trailing zeros, is the shortest one whenever 15 digits suffice. */
+size_t fp_format_float(char *out, double v, int openmetrics)
+{
+    size_t n;
+    if (isnan(v)) {
+        memcpy(out, "NaN", 3);
+        return 3;
+    }
+    if (isinf(v)) {
+        memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
+        return 4;
+    }
+    char dig[24];
+    int nd, exp, neg = signbit(v) && v != 0;
+    double a = fabs(v);
+    if (a < 1e15 && a == (double)(int64_t)a) {
+        /* Integers: digits straight from the integer. */
+        int64_t i = (int64_t)a;
+        char tmp[24];
+        int k = 24;
+        do {
+            tmp[--k] = (char)('0' + i % 10);
+            i /= 10;
+        } while (i);
+        nd = 24 - k;
+        exp = nd - 1;
+        memcpy(dig, tmp + k, (size_t)nd);
+        while (nd > 1 && dig[nd - 1] == '0')
+            nd--;
+    } else {
+        char tmp[40];
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*e", prec - 1, a);
+            if (prec == 17 || strtod(tmp, NULL) == a)
+                break;
+        }
+        /* tmp is d.ddddde[+-]XX in the C locale. */
+        nd = 0;
+        const char *p = tmp;
+        for (; *p && *p != 'e'; p++)
+            if (*p >= '0' && *p <= '9')
+                dig[nd++] = *p;
+        exp = atoi(p + 1);
+        while (nd > 1 && dig[nd - 1] == '0')
+            nd--;
+    }
+    n = layout(out, neg, dig, nd, exp);
+    if (openmetrics && !memchr(out, '.', n) && !memchr(out, 'e', n)) {
+        out[n++] = '.';
+        out[n++] = '0';
+    }
+    return n;
+}
+
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale;
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
+void *fp_locale_c(void)
+{
+    pthread_once(&c_locale_once, make_c_locale);
+    return c_locale ? (void *)uselocale(c_locale) : NULL;
+}
+
+void fp_locale_restore(void *token)
+{
+    if (token)
+        uselocale((locale_t)token);
+}
+
+/* ---- store families ------------------------------------------------ */
+
+static void put_meta(fp_buf *b, const char *kind, const char *name, size_t nlen,
+                     const char *suffix, const char *rest, size_t rlen, int escape, int quotes)
+{
+    fp_buf_puts(b, kind);
+    fp_buf_put(b, name, nlen);
+    fp_buf_puts(b, suffix);
+    fp_buf_putc(b, ' ');
+    if (escape)
+        fp_buf_escaped(b, rest, rlen, quotes);
+    else
+        fp_buf_put(b, rest, rlen);
+    fp_buf_putc(b, '\n');
+}
+
+/* name+suffix{labels[,extra]} followed by a space. */
+static void put_series(fp_buf *b, const fp_family *f, const char *name, const char *suffix,
+                       const char *labels, size_t llen, const char *extra, size_t elen)
+{
+    fp_buf_put(b, name, f->name_len);
+    fp_buf_puts(b, suffix);
+    if (llen || elen) {
+        fp_buf_putc(b, '{');
+        fp_buf_put(b, labels, llen);
+        if (llen && elen)
+            fp_buf_putc(b, ',');
+        fp_buf_put(b, extra, elen);
+        fp_buf_putc(b, '}');
+    }
+    fp_buf_putc(b, ' ');
+}
+
+static void put_exemplar(fp_buf *b, const fp_store *s, const fp_series *se, uint32_t slot)
+{
+    char text[FP_EXEMPLAR_TEXT];
+    size_t len;
+    double value, ts;
+    if (!fp_exemplar_get(s, se, slot, text, &len, &value, &ts))
+        return;
+    fp_buf_puts(b, " # ");
+    fp_buf_put(b, text, len);
+    fp_buf_putc(b, ' ');
+    fp_buf_float(b, value, 1);
+    fp_buf_putc(b, ' ');
+    fp_buf_float(b, ts, 1);
+}
+
+int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
+{
+    const fp_family *f = fp_family_get(s, family);
+    if (!f)
+        return FP_EINVAL;
+    const char *name = fp_at(s, f->name);
+    const char *help = fp_at(s, f->help);
+    static const char *const types[] = {"", "counter", "gauge", "histogram", "summary"};
+    const char *type = types[f->type];
+    const char *msuffix = (!om && f->type == FP_COUNTER) ? "_total" : "";
+
+    put_meta(b, "# HELP ", name, f->name_len, msuffix, help, f->help_len, 1, om);
+    put_meta(b, "# TYPE ", name, f->name_len, msuffix, type, strlen(type), 0, 0);
+    if (om && f->unit_len)
+        put_meta(b, "# UNIT ", name, f->name_len, "", fp_at(s, f->unit), f->unit_len, 0, 0);
+
+    /* Histogram scratch: le="..." per bucket and a snapshot of the counts. */
+    char (*le)[40] = NULL;
+    size_t *lelen = NULL;
+    uint64_t *counts = NULL;
+    if (f->type == FP_HISTOGRAM) {
+        le = malloc(sizeof *le * f->nbuckets);
+        lelen = malloc(sizeof *lelen * f->nbuckets);
+        counts = malloc(sizeof *counts * f->nbuckets);
+        if (!le || !lelen || !counts) {
+            free(le);
+            free(lelen);
+            free(counts);
+            b->oom = 1;
+            return FP_ENOMEM;
+        }
+        const double *bounds = fp_at(s, f->buckets);
+        for (uint32_t i = 0; i < f->nbuckets; i++) {
+            memcpy(le[i], "le=\"", 4);
+            size_t n = 4 + fp_format_float(le[i] + 4, bounds[i], om);
+            le[i][n++] = '"';
+            lelen[i] = n;
+        }
+    }
+
+    for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
+        const fp_series *se = fp_at(s, off);
+        if (fp_load32_acq(&se->state) != FP_LIVE)
+            continue;
+        const char *lt = fp_at(s, se->text);
+        size_t ll = se->text_len;
+        switch (f->type) {
+        case FP_COUNTER:
+            put_series(b, f, name, "_total", lt, ll, NULL, 0);
+            fp_buf_float(b, fp_counter_value(se), om);
+            if (om)
+                put_exemplar(b, s, se, 0);
+            fp_buf_putc(b, '\n');
+            break;
+        case FP_GAUGE:
+            put_series(b, f, name, "", lt, ll, NULL, 0);
+            fp_buf_float(b, fp_gauge_value(se), om);
+            fp_buf_putc(b, '\n');
+            break;
+        case FP_HISTOGRAM: {
+            for (uint32_t i = 0; i < f->nbuckets; i++)
+                counts[i] = fp_load(&se->cells[i]);
+            double sum = fp_loadd(&se->cells[f->nbuckets]);
+            uint64_t cum = 0;
+            for (uint32_t i = 0; i < f->nbuckets; i++) {
+                cum += counts[i];
+                put_series(b, f, name, "_bucket", lt, ll, le[i], lelen[i]);
+                if (om) {
+                    fp_buf_uint(b, cum);
+                    put_exemplar(b, s, se, i);
+                } else {
+                    fp_buf_float(b, (double)cum, 0);
+                }
+                fp_buf_putc(b, '\n');
+            }
+            put_series(b, f, name, "_count", lt, ll, NULL, 0);
+            if (om)
+                fp_buf_uint(b, cum);
+            else
+                fp_buf_float(b, (double)cum, 0);
+            fp_buf_putc(b, '\n');
+            put_series(b, f, name, "_sum", lt, ll, NULL, 0);
+            fp_buf_float(b, sum, om);
+            fp_buf_putc(b, '\n');
+            break;
+        }
+        case FP_SUMMARY: {
+            uint64_t count = fp_load(&se->cells[0]);
+            put_series(b, f, name, "_count", lt, ll, NULL, 0);
+            if (om)
+                fp_buf_uint(b, count);
+            else
+                fp_buf_float(b, (double)count, 0);
+            fp_buf_putc(b, '\n');
+            put_series(b, f, name, "_sum", lt, ll, NULL, 0);
+            fp_buf_float(b, fp_loadd(&se->cells[1]), om);
+            fp_buf_putc(b, '\n');
+            break;
+        }
+        }
+        if (om && f->type != FP_GAUGE) {
+            put_series(b, f, name, "_created", lt, ll, NULL, 0);
+            fp_buf_float(b, fp_loadd(&se->created), 1);
+            fp_buf_putc(b, '\n');
+        }
+    }
+    free(le);
+    free(lelen);
+    free(counts);
+    return b->oom ? FP_ENOMEM : FP_OK;
+}
