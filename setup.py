@@ -32,7 +32,12 @@ if os.environ.get("FASTPROM_WERROR") == "1":
 if not sys.platform.startswith("linux") and sys.platform != "darwin":
     raise SystemExit("fastprom builds on Linux and macOS only (it needs POSIX mmap and C11 atomics)")
 
+# Each flavour builds in its own directory, so switching flavours never
+# reuses objects compiled with other flags.
+flavour = "asan" if sanitize else "debug" if debug else "release"
+
 setup(
+    options={"build": {"build_base": f"build/{flavour}"}},
     ext_modules=[
         Extension(
             "fastprom._core",

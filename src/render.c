@@ -167,7 +167,9 @@ size_t fp_format_float(char *out, double v, int openmetrics)
             nd--;
     } else {
         char tmp[40];
-        for (int prec = 15; prec <= 17; prec++) {
+        /* Subnormals carry fewer than 15 significant digits, so the
+         * shortcut does not hold there: search from one digit up. */
+        for (int prec = a < 2.2250738585072014e-308 ? 1 : 15; prec <= 17; prec++) {
             snprintf(tmp, sizeof tmp, "%.*e", prec - 1, a);
             if (prec == 17 || strtod(tmp, NULL) == a)
                 break;
@@ -329,15 +331,20 @@ int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
                 }
                 fp_buf_putc(b, '\n');
             }
-            put_series(b, f, name, "_count", lt, ll, NULL, 0);
-            if (om)
-                fp_buf_uint(b, cum);
-            else
-                fp_buf_float(b, (double)cum, 0);
-            fp_buf_putc(b, '\n');
-            put_series(b, f, name, "_sum", lt, ll, NULL, 0);
-            fp_buf_float(b, sum, om);
-            fp_buf_putc(b, '\n');
+            /* OpenMetrics: with negative buckets the sum is no counter and
+             * must be left out, and _count goes with it.  The text format
+             * keeps both, as Prometheus' Go client writes them. */
+            if (!om || !(((const double *)fp_at(s, f->buckets))[0] < 0)) {
+                put_series(b, f, name, "_count", lt, ll, NULL, 0);
+                if (om)
+                    fp_buf_uint(b, cum);
+                else
+                    fp_buf_float(b, (double)cum, 0);
+                fp_buf_putc(b, '\n');
+                put_series(b, f, name, "_sum", lt, ll, NULL, 0);
+                fp_buf_float(b, sum, om);
+                fp_buf_putc(b, '\n');
+            }
             break;
         }
         case FP_SUMMARY: {

@@ -147,7 +147,6 @@ class StoreMetric:
     _reserved_labels: Sequence[str] = ()
     _suffixes: Sequence[str] = ()
     _store: _core.Store
-    _family: int  # from the C base
 
     def _setup(self, name: str, documentation: str, labelnames: Iterable[str], namespace: str,
                subsystem: str, unit: str, registry: Optional[CollectorRegistry],
@@ -338,8 +337,9 @@ class Histogram(_core.HistogramBase, StoreMetric):
         for bound, n in zip(self._upper_bounds, counts):
             cum += n
             m.add_sample(self._name + "_bucket", dict(labels, le=_le(bound)), float(cum))
-        m.add_sample(self._name + "_count", labels, float(cum))
-        m.add_sample(self._name + "_sum", labels, total)
+        if self._upper_bounds[0] >= 0:  # OpenMetrics: no _count/_sum with negative buckets
+            m.add_sample(self._name + "_count", labels, float(cum))
+            m.add_sample(self._name + "_sum", labels, total)
         m.add_sample(self._name + "_created", labels, created)
 
 

@@ -113,7 +113,7 @@ class CollectorRegistry:
             items.append(InfoMetricFamily("target", "Target metadata", value=self._target_info))
         for c in collectors:
             if isinstance(c, StoreMetric) and c._store is self._store:
-                items.append(c._family)  # type: ignore[arg-type]
+                items.append(c._family)  # type: ignore[attr-defined]
             else:
                 items.extend(c.collect())  # type: ignore[attr-defined]
         return items
