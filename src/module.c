@@ -612,7 +612,8 @@ badnames:
 static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
 {
     if (!self->children) {
-        PyErr_SetString(PyExc_ValueError, "labels() is called on the parent metric, not on a child");
+        PyErr_Format(PyExc_ValueError, "%s: labels() was called on a child; call it on the parent metric",
+                     metric_name(self));
         return NULL;
     }
     PyObject *key = label_values(self, args, kw);
@@ -644,6 +645,17 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
     c->series = se;
     c->labelnames = Py_NewRef(self->labelnames);
     c->labelvalues = key; /* takes the reference */
+    if (tp->tp_dictoffset) {
+        /* Children share the parent's attribute dict (name, help, ...):
+         * they read it, nothing writes it after construction. */
+        PyObject *d = PyObject_GenericGetDict((PyObject *)self, NULL);
+        int rc = d ? PyObject_GenericSetDict((PyObject *)c, d, NULL) : -1;
+        Py_XDECREF(d);
+        if (rc < 0) {
+            Py_DECREF(c);
+            return NULL;
+        }
+    }
     if (PyDict_SetItem(self->children, key, (PyObject *)c) < 0) {
         Py_DECREF(c);
         return NULL;
@@ -654,7 +666,8 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
 static PyObject *Metric_remove(MetricObject *self, PyObject *args)
 {
     if (!self->children) {
-        PyErr_SetString(PyExc_ValueError, "remove() is called on the parent metric");
+        PyErr_Format(PyExc_ValueError, "%s: remove() was called on a child; call it on the parent metric",
+                     metric_name(self));
         return NULL;
     }
     PyObject *key = label_values(self, args, NULL);
@@ -682,7 +695,8 @@ static PyObject *Metric_remove(MetricObject *self, PyObject *args)
 static PyObject *Metric_clear_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->children || !self->store) {
-        PyErr_SetString(PyExc_ValueError, "clear() is called on the parent metric");
+        PyErr_Format(PyExc_ValueError, "%s: clear() was called on a child; call it on the parent metric",
+                     metric_name(self));
         return NULL;
     }
     if (PyTuple_GET_SIZE(self->labelnames) == 0) {

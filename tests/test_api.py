@@ -349,3 +349,14 @@ def test_no_reference_or_memory_leaks(registry):
     tracemalloc.stop()
     assert (sys.getrefcount(key), sys.getrefcount(big), sys.getrefcount(ex)) == refs
     assert grown < 64 * 1024, grown
+
+
+def test_children_know_their_metric(registry):
+    c = Counter("kids", "K", ["a"], registry=registry)
+    child = c.labels("x")
+    assert child._labelvalues == ("x",)
+    assert "kids" in repr(child)
+    with pytest.raises(ValueError, match="kids: labels\\(\\) was called on a child"):
+        child.labels("y")
+    with pytest.raises(ValueError, match="kids: remove\\(\\) was called on a child"):
+        child.remove("x")
