@@ -14,7 +14,7 @@ from setuptools import Extension, setup
 debug = os.environ.get("FASTPROM_DEBUG") == "1"
 sanitize = os.environ.get("FASTPROM_SANITIZE") == "1"
 
-cflags = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
+cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
 ldflags = []
 undef = []
 if debug or sanitize:

@@ -12,10 +12,16 @@
 #include "render.h"
 #include "store.h"
 
+#if PY_VERSION_HEX < 0x030B0000
+/* Public from 3.11; the same function was private in 3.10. */
+#define PyType_GetModuleByDef _PyType_GetModuleByDef
+#endif
+
 typedef struct {
     PyTypeObject *Store;
     PyTypeObject *Metric;   /* shared base, not exported for direct use */
     PyTypeObject *Counter, *Gauge, *Histogram, *Summary;
+    PyTypeObject *HttpRecorder;
     PyObject *StoreFullError;
 } module_state;
 
@@ -95,11 +101,15 @@ static const char *utf8_of(PyObject *o, Py_ssize_t *len, const char *what)
 
 static PyObject *Store_add_family(StoreObject *self, PyObject *args)
 {
-    unsigned int type;
+    int type;
     PyObject *name, *help, *unit, *labelnames, *buckets;
-    if (!PyArg_ParseTuple(args, "IUUUO!O:add_family", &type, &name, &help, &unit,
+    if (!PyArg_ParseTuple(args, "iUUUO!O:add_family", &type, &name, &help, &unit,
                           &PyTuple_Type, &labelnames, &buckets))
         return NULL;
+    if (type < FP_COUNTER || type > FP_SUMMARY) {
+        PyErr_Format(PyExc_ValueError, "add_family: unknown metric type %d", type);
+        return NULL;
+    }
     Py_ssize_t nl, hl, ul, n = PyTuple_GET_SIZE(labelnames);
     const char *np = PyUnicode_AsUTF8AndSize(name, &nl);
     const char *hp = PyUnicode_AsUTF8AndSize(help, &hl);
@@ -146,7 +156,7 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args)
         }
     }
     uint32_t idx;
-    int rc = fp_family_add(&self->st, type, np, (size_t)nl, hp, (size_t)hl, up, (size_t)ul, lp, ll,
+    int rc = fp_family_add(&self->st, (uint32_t)type, np, (size_t)nl, hp, (size_t)hl, up, (size_t)ul, lp, ll,
                            (uint32_t)n, bv, (uint32_t)nb, &idx);
     if (rc != FP_OK)
         raise_status(Py_TYPE(self), rc, np);
@@ -227,7 +237,9 @@ static int render_custom(fp_buf *b, PyObject *metric, int om)
     const char *np = utf8_of(name, &nl, "metric name");
     const char *dp = np ? utf8_of(doc, &dl, "metric documentation") : NULL;
     const char *tp = dp ? utf8_of(type, &tl, "metric type") : NULL;
-    const char *up = (tp && unit != Py_None) ? utf8_of(unit, &ul, "metric unit") : "";
+    if (!tp)
+        goto done;
+    const char *up = unit == Py_None ? "" : utf8_of(unit, &ul, "metric unit");
     if (!up)
         goto done;
 
@@ -272,15 +284,24 @@ static int render_custom(fp_buf *b, PyObject *metric, int om)
         const char *snp = ex ? utf8_of(sname, &snl, "sample name") : NULL;
         int ok = snp && float_attr(s, "value", &value, &has_value) == 0 &&
                  float_attr(s, "timestamp", &ts, &has_ts) == 0;
+        if (ok && !has_value) {
+            PyErr_Format(PyExc_TypeError, "sample %R has no value", sname);
+            ok = 0;
+        }
+        if (ok && has_ts && !isfinite(ts)) {
+            PyErr_Format(PyExc_ValueError, "sample %R has a non-finite timestamp", sname);
+            ok = 0;
+        }
         if (ok && !om && has_suffix(snp, snl, "_created")) {
             /* text 0.0.4 has no created timestamps */
         } else if (ok) {
             fp_buf_put(b, snp, (size_t)snl);
-            if (!om && !strcmp(tp, "gaugehistogram") &&
+            if (!om && !b->oom && !strcmp(tp, "gaugehistogram") &&
                 (has_suffix(snp, snl, "_gsum") || has_suffix(snp, snl, "_gcount"))) {
                 /* text 0.0.4 knows only _sum and _count */
-                b->len -= has_suffix(snp, snl, "_gsum") ? 4 : 6;
-                fp_buf_puts(b, has_suffix(snp, snl, "_gsum") ? "_sum" : "_count");
+                int gsum = has_suffix(snp, snl, "_gsum");
+                b->len -= gsum ? 5 : 7;
+                fp_buf_puts(b, gsum ? "_sum" : "_count");
             }
             ok = put_custom_labels(b, labels) == 0;
             fp_buf_putc(b, ' ');
@@ -290,7 +311,7 @@ static int render_custom(fp_buf *b, PyObject *metric, int om)
                 if (om)
                     fp_buf_float(b, ts, 1);
                 else
-                    fp_buf_float(b, (double)(int64_t)floor(ts * 1000.0), 0);
+                    fp_buf_float(b, floor(ts * 1000.0), 0);
             }
             if (ok && om && ex != Py_None) {
                 PyObject *elabels = PyObject_GetAttrString(ex, "labels");
@@ -300,7 +321,7 @@ static int render_custom(fp_buf *b, PyObject *metric, int om)
                      float_attr(ex, "timestamp", &ets, &has_ets) == 0;
                 if (ok) {
                     fp_buf_puts(b, " # ");
-                    if (PyDict_Check(elabels) && PyDict_GET_SIZE(elabels) == 0)
+                    if (elabels == Py_None || (PyDict_Check(elabels) && PyDict_GET_SIZE(elabels) == 0))
                         fp_buf_puts(b, "{}");
                     else
                         ok = put_custom_labels(b, elabels) == 0;
@@ -343,7 +364,9 @@ static PyObject *Store_render(StoreObject *self, PyObject *args)
     int om;
     if (!PyArg_ParseTuple(args, "Op:render", &items, &om))
         return NULL;
-    PyObject *seq = PySequence_Fast(items, "render() needs a sequence");
+    /* A tuple of our own: custom collectors run Python code that could
+     * change a list we were handed while we hold borrowed items. */
+    PyObject *seq = PySequence_Tuple(items);
     if (!seq)
         return NULL;
     PyObject *result = NULL;
@@ -435,6 +458,8 @@ static int Metric_traverse(MetricObject *self, visitproc visit, void *arg)
 
 static int Metric_clear(MetricObject *self)
 {
+    self->series = NULL;
+    self->fam = NULL;
     Py_CLEAR(self->store);
     Py_CLEAR(self->labelnames);
     Py_CLEAR(self->children);
@@ -522,6 +547,18 @@ static PyObject *Metric_bind(MetricObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "_bind: family does not match the label names");
         return NULL;
     }
+    /* The update methods index cells by the family's type: the object's C
+     * type must be exactly one of the four, and the family's. */
+    PyTypeObject *tp = Py_TYPE(self);
+    int kinds = PyType_IsSubtype(tp, ms->Counter) + PyType_IsSubtype(tp, ms->Gauge) +
+                PyType_IsSubtype(tp, ms->Histogram) + PyType_IsSubtype(tp, ms->Summary);
+    PyTypeObject *want = fam->type == FP_COUNTER ? ms->Counter : fam->type == FP_GAUGE ? ms->Gauge
+                       : fam->type == FP_HISTOGRAM ? ms->Histogram : ms->Summary;
+    if (kinds != 1 || !PyType_IsSubtype(tp, want)) {
+        PyErr_Format(PyExc_TypeError, "_bind: a %.100s cannot record into a family of %.100s",
+                     tp->tp_name, want->tp_name);
+        return NULL;
+    }
     PyObject *children = PyDict_New();
     if (!children)
         return NULL;
@@ -538,6 +575,19 @@ static PyObject *Metric_bind(MetricObject *self, PyObject *args)
             return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/* str(o) as an exact str, so that no user __hash__, __eq__ or __del__ runs
+ * inside our dict lookups.  Returns a new reference or NULL. */
+static PyObject *exact_str(PyObject *o)
+{
+    PyObject *s = PyObject_Str(o);
+    if (s && !PyUnicode_CheckExact(s)) {
+        PyObject *t = PyUnicode_FromObject(s);
+        Py_DECREF(s);
+        s = t;
+    }
+    return s;
 }
 
 /* Normalises *args / **kwargs to a tuple of str in label-name order.
@@ -572,7 +622,7 @@ static PyObject *label_values(MetricObject *self, PyObject *args, PyObject *kw)
                     return NULL;
                 goto badnames;
             }
-            PyObject *s = PyObject_Str(v);
+            PyObject *s = exact_str(v);
             if (!s) {
                 Py_DECREF(t);
                 return NULL;
@@ -595,7 +645,7 @@ static PyObject *label_values(MetricObject *self, PyObject *args, PyObject *kw)
     if (!t)
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *s = PyObject_Str(PyTuple_GET_ITEM(args, i));
+        PyObject *s = exact_str(PyTuple_GET_ITEM(args, i));
         if (!s) {
             Py_DECREF(t);
             return NULL;
@@ -621,8 +671,9 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
         return NULL;
     PyObject *child = PyDict_GetItemWithError(self->children, key);
     if (child) {
+        Py_INCREF(child);
         Py_DECREF(key);
-        return Py_NewRef(child);
+        return child;
     }
     if (PyErr_Occurred()) {
         Py_DECREF(key);
@@ -901,7 +952,10 @@ static PyObject *Counter_inc(MetricObject *self, PyObject *const *args, Py_ssize
     }
     double v = 1.0;
     if (!amount) {
+        if (exemplar && exemplar != Py_None && put_exemplar(self, se, 1, 0, exemplar, v) < 0)
+            return NULL;
         fp_counter_inc_int(se, 1);
+        Py_RETURN_NONE;
     } else if (PyLong_CheckExact(amount)) {
         int overflow;
         long long n = PyLong_AsLongLongAndOverflow(amount, &overflow);
@@ -932,9 +986,6 @@ static PyObject *Counter_inc(MetricObject *self, PyObject *const *args, Py_ssize
             fp_counter_inc(se, v);
         Py_RETURN_NONE;
     }
-    if (exemplar && exemplar != Py_None && put_exemplar(self, se, 1, 0, exemplar, v) < 0)
-        return NULL;
-    Py_RETURN_NONE;
 }
 
 static PyObject *gauge_update(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, double sign,
@@ -1108,6 +1159,183 @@ TYPE_SPEC(Gauge, "GaugeBase", Gauge_methods);
 TYPE_SPEC(Histogram, "HistogramBase", Histogram_methods);
 TYPE_SPEC(Summary, "SummaryBase", Summary_methods);
 
+/* ---- HTTP recorder ---------------------------------------------------- */
+
+/* The default HTTP metrics of one request in one call: request counter,
+ * request and response size summaries, the labelled latency histogram and
+ * the unlabelled high-resolution one.  Children for each (handler, method,
+ * status) are made once by a Python factory and cached here. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *factory;      /* (handler, method, status) -> (total, in_size, out_size, latency) */
+    PyObject *cache;        /* dict: (handler, method, status) -> that tuple */
+    MetricObject *highr;    /* unlabelled histogram */
+    int only_2xx_highr;
+} RecorderObject;
+
+static int Recorder_traverse(RecorderObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->factory);
+    Py_VISIT(self->cache);
+    Py_VISIT(self->highr);
+    return 0;
+}
+
+static int Recorder_clear(RecorderObject *self)
+{
+    Py_CLEAR(self->factory);
+    Py_CLEAR(self->cache);
+    Py_CLEAR(self->highr);
+    return 0;
+}
+
+static void Recorder_dealloc(RecorderObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Recorder_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* The series of a child of `want`'s C type; NULL with an exception set. */
+static fp_series *child_series(PyObject *o, PyTypeObject *want, const char *what)
+{
+    if (!PyObject_TypeCheck(o, want) || !((MetricObject *)o)->series) {
+        PyErr_Format(PyExc_TypeError, "HttpRecorder factory must return a %s child, got %R", what, o);
+        return NULL;
+    }
+    return ((MetricObject *)o)->series;
+}
+
+static PyObject *Recorder_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"factory", "highr", "only_2xx_highr", NULL};
+    PyObject *factory, *highr;
+    int only2xx = 0;
+    module_state *ms = state_of_type(tp);
+    if (!ms || !PyArg_ParseTupleAndKeywords(args, kw, "OO!|p:HttpRecorder", kwlist, &factory, ms->Histogram,
+                                            &highr, &only2xx))
+        return NULL;
+    if (!PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError, "HttpRecorder factory must be callable");
+        return NULL;
+    }
+    if (!((MetricObject *)highr)->series) {
+        PyErr_SetString(PyExc_ValueError, "HttpRecorder needs an unlabelled high-resolution histogram");
+        return NULL;
+    }
+    RecorderObject *self = (RecorderObject *)tp->tp_alloc(tp, 0);
+    if (!self)
+        return NULL;
+    self->cache = PyDict_New();
+    if (!self->cache) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->factory = Py_NewRef(factory);
+    self->highr = (MetricObject *)Py_NewRef(highr);
+    self->only_2xx_highr = only2xx;
+    return (PyObject *)self;
+}
+
+static inline void observe_hist(MetricObject *m, fp_series *se, double v)
+{
+    const fp_family *f = m->fam;
+    fp_histogram_observe(se, fp_bucket_index(fp_at(&m->store->st, f->buckets), f->nbuckets, v), f->nbuckets, v);
+}
+
+/* record(handler, method, status, duration, request_size, response_size) */
+static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "record(handler, method, status, duration, request_size, response_size) takes 6 arguments");
+        return NULL;
+    }
+    double d[3];
+    for (int i = 0; i < 3; i++) {
+        d[i] = PyFloat_AsDouble(args[3 + i]);
+        if (d[i] == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!isfinite(d[i]) || d[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "record(): durations and sizes must be finite and >= 0, got %R",
+                         args[3 + i]);
+            return NULL;
+        }
+    }
+    PyObject *key = PyTuple_Pack(3, args[0], args[1], args[2]);
+    if (!key)
+        return NULL;
+    PyObject *bundle = PyDict_GetItemWithError(self->cache, key);
+    if (bundle) {
+        Py_INCREF(bundle);
+    } else {
+        if (PyErr_Occurred() || !(bundle = PyObject_Call(self->factory, key, NULL))) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        if (!PyTuple_Check(bundle) || PyTuple_GET_SIZE(bundle) != 4) {
+            PyErr_SetString(PyExc_TypeError, "HttpRecorder factory must return a 4-tuple of children");
+            goto fail;
+        }
+        if (PyDict_SetItem(self->cache, key, bundle) < 0)
+            goto fail;
+    }
+    module_state *ms = state_of_type(Py_TYPE(self));
+    if (!ms)
+        goto fail;
+    fp_series *total = child_series(PyTuple_GET_ITEM(bundle, 0), ms->Counter, "Counter");
+    fp_series *in = total ? child_series(PyTuple_GET_ITEM(bundle, 1), ms->Summary, "Summary") : NULL;
+    fp_series *out = in ? child_series(PyTuple_GET_ITEM(bundle, 2), ms->Summary, "Summary") : NULL;
+    fp_series *lat = out ? child_series(PyTuple_GET_ITEM(bundle, 3), ms->Histogram, "Histogram") : NULL;
+    if (!lat)
+        goto fail;
+    fp_counter_inc_int(total, 1);
+    fp_summary_observe(in, d[1]);
+    fp_summary_observe(out, d[2]);
+    observe_hist((MetricObject *)PyTuple_GET_ITEM(bundle, 3), lat, d[0]);
+    if (!self->only_2xx_highr ||
+        (PyUnicode_Check(args[2]) && PyUnicode_GET_LENGTH(args[2]) > 0 && PyUnicode_READ_CHAR(args[2], 0) == '2'))
+        observe_hist(self->highr, self->highr->series, d[0]);
+    Py_DECREF(key);
+    Py_DECREF(bundle);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(key);
+    Py_XDECREF(bundle);
+    return NULL;
+}
+
+static PyObject *Recorder_forget(RecorderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyDict_Clear(self->cache);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Recorder_methods[] = {
+    {"record", (PyCFunction)(void (*)(void))Recorder_record, METH_FASTCALL,
+     "record(handler, method, status, duration, request_size, response_size)\n\n"
+     "Updates every default HTTP metric for one request."},
+    {"forget", (PyCFunction)Recorder_forget, METH_NOARGS,
+     "forget()\n\nDrops the cached children (after remove() or clear() on the metrics)."},
+    {NULL}};
+
+static PyType_Slot Recorder_slots[] = {
+    {Py_tp_new, Recorder_new},
+    {Py_tp_dealloc, Recorder_dealloc},
+    {Py_tp_traverse, Recorder_traverse},
+    {Py_tp_clear, Recorder_clear},
+    {Py_tp_methods, Recorder_methods},
+    {Py_tp_doc, "HttpRecorder(factory, highr, only_2xx_highr=False)\n\n"
+                "Records the default HTTP metrics of a request in one call."},
+    {0, NULL}};
+
+static PyType_Spec Recorder_spec = {"fastprom._core.HttpRecorder", sizeof(RecorderObject), 0,
+                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+                                    Recorder_slots};
+
 /* ---- module --------------------------------------------------------- */
 
 static PyObject *core_freeze_clock(PyObject *Py_UNUSED(m), PyObject *arg)
@@ -1162,7 +1390,8 @@ static int core_exec(PyObject *m)
     PyObject *base = (PyObject *)ms->Metric;
     if (add_type(m, &ms->Counter, &Counter_spec, base) < 0 || add_type(m, &ms->Gauge, &Gauge_spec, base) < 0 ||
         add_type(m, &ms->Histogram, &Histogram_spec, base) < 0 ||
-        add_type(m, &ms->Summary, &Summary_spec, base) < 0)
+        add_type(m, &ms->Summary, &Summary_spec, base) < 0 ||
+        add_type(m, &ms->HttpRecorder, &Recorder_spec, NULL) < 0)
         return -1;
     ms->StoreFullError = PyErr_NewExceptionWithDoc(
         "fastprom._core.StoreFullError", "The metrics store has no room for a new series or family.",
@@ -1186,6 +1415,7 @@ static int core_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(ms->Gauge);
     Py_VISIT(ms->Histogram);
     Py_VISIT(ms->Summary);
+    Py_VISIT(ms->HttpRecorder);
     Py_VISIT(ms->StoreFullError);
     return 0;
 }
@@ -1199,6 +1429,7 @@ static int core_clear(PyObject *m)
     Py_CLEAR(ms->Gauge);
     Py_CLEAR(ms->Histogram);
     Py_CLEAR(ms->Summary);
+    Py_CLEAR(ms->HttpRecorder);
     Py_CLEAR(ms->StoreFullError);
     return 0;
 }

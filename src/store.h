@@ -35,8 +35,11 @@ enum fp_status {
 /* Series states. */
 enum { FP_LIVE = 1, FP_REMOVED = 2 };
 
-/* Longest rendered exemplar label set, in bytes ({...} included). */
-#define FP_EXEMPLAR_TEXT 384
+/* Longest rendered exemplar label set, in bytes ({...} included): 128
+ * characters (the OpenMetrics limit) cost at most 5 bytes each once
+ * rendered (a one-letter name with its ="" and comma, or a 4-byte UTF-8
+ * value character), plus the braces. */
+#define FP_EXEMPLAR_TEXT 648
 
 typedef uint64_t fp_off;
 

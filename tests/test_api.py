@@ -360,3 +360,68 @@ def test_children_know_their_metric(registry):
         child.labels("y")
     with pytest.raises(ValueError, match="kids: remove\\(\\) was called on a child"):
         child.remove("x")
+
+
+def test_bad_custom_collectors_raise_cleanly(registry):
+    class Broken:
+        def __init__(self, metric):
+            self.metric = metric
+
+        def collect(self):
+            return [self.metric]
+
+    nonstr = fastprom.Metric("ok", "doc", "gauge")
+    nonstr.documentation = None
+    novalue = GaugeMetricFamily("nv", "doc")
+    novalue.add_sample("nv", {}, None)
+    nants = GaugeMetricFamily("nt", "doc")
+    nants.add_sample("nt", {}, 1.0, timestamp=float("nan"))
+    for metric, exc, match in ((nonstr, TypeError, "documentation must be str"),
+                               (novalue, TypeError, "has no value"),
+                               (nants, ValueError, "non-finite timestamp")):
+        reg = CollectorRegistry()
+        reg.register(Broken(metric))
+        with pytest.raises(exc, match=match):
+            generate_latest(reg)
+
+
+def test_gauge_histogram_text_names(registry):
+    class G:
+        def collect(self):
+            yield fastprom.GaugeHistogramMetricFamily("q", "Queue", buckets=[("1.0", 2), ("+Inf", 3)], gsum_value=7)
+
+    registry.register(G())
+    out = generate_latest(registry)
+    assert b"q_count 3\nq_sum 7\n" in out and b"q_g" not in out
+    assert b"q_gcount 3.0\nq_gsum 7.0\n" in fastprom.generate_openmetrics(registry)
+
+
+def test_render_survives_collector_mutating_the_registry(registry):
+    class Meddler:
+        def collect(self):
+            registry.unregister(self)
+            yield GaugeMetricFamily("m", "d", value=1)
+
+    registry.register(Meddler())
+    assert b"m 1\n" in generate_latest(registry)
+
+
+def test_exemplar_without_amount_is_checked_before_counting(registry):
+    c = Counter("exc", "E", registry=registry)
+    with pytest.raises(ValueError):
+        c.inc(exemplar={"bad-name": "x"})
+    assert value(registry, "exc_total") == 0
+    c.inc(exemplar={"trace_id": "é" * 100})  # 108 characters, multi-byte: within the limit
+    assert value(registry, "exc_total") == 1
+    assert "é" * 100 in fastprom.generate_openmetrics(registry).decode()
+
+
+def test_c_base_refuses_a_family_of_another_type(registry):
+    from fastprom import _core
+
+    store = _core.Store(1 << 20)
+    fam = store.add_family(_core.GAUGE, "g", "doc", "", (), None)
+    with pytest.raises(TypeError, match="cannot record into a family"):
+        _core.SummaryBase()._bind(store, fam, ())
+    with pytest.raises(ValueError, match="unknown metric type"):
+        store.add_family(7, "x", "doc", "", (), None)
