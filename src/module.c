@@ -1240,20 +1240,26 @@ static PyObject *Recorder_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     return (PyObject *)self;
 }
 
-static inline void observe_hist(MetricObject *m, fp_series *se, double v)
+/* Observes v, with an exemplar when one is given.  0 or -1. */
+static int observe_hist(MetricObject *m, fp_series *se, double v, PyObject *exemplar)
 {
     const fp_family *f = m->fam;
-    fp_histogram_observe(se, fp_bucket_index(fp_at(&m->store->st, f->buckets), f->nbuckets, v), f->nbuckets, v);
+    uint32_t i = fp_bucket_index(fp_at(&m->store->st, f->buckets), f->nbuckets, v);
+    if (exemplar && put_exemplar(m, se, f->nbuckets, i, exemplar, v) < 0)
+        return -1;
+    fp_histogram_observe(se, i, f->nbuckets, v);
+    return 0;
 }
 
-/* record(handler, method, status, duration, request_size, response_size) */
+/* record(handler, method, status, duration, request_size, response_size[, exemplar]) */
 static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "record(handler, method, status, duration, request_size, response_size) takes 6 arguments");
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "record(handler, method, status, duration, request_size, "
+                                         "response_size[, exemplar]) takes 6 or 7 arguments");
         return NULL;
     }
+    PyObject *exemplar = nargs == 7 && args[6] != Py_None ? args[6] : NULL;
     double d[3];
     for (int i = 0; i < 3; i++) {
         d[i] = PyFloat_AsDouble(args[3 + i]);
@@ -1292,13 +1298,16 @@ static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py
     fp_series *lat = out ? child_series(PyTuple_GET_ITEM(bundle, 3), ms->Histogram, "Histogram") : NULL;
     if (!lat)
         goto fail;
+    if (observe_hist((MetricObject *)PyTuple_GET_ITEM(bundle, 3), lat, d[0], exemplar) < 0)
+        goto fail;
+    if (!self->only_2xx_highr ||
+        (PyUnicode_Check(args[2]) && PyUnicode_GET_LENGTH(args[2]) > 0 && PyUnicode_READ_CHAR(args[2], 0) == '2')) {
+        if (observe_hist(self->highr, self->highr->series, d[0], exemplar) < 0)
+            goto fail;
+    }
     fp_counter_inc_int(total, 1);
     fp_summary_observe(in, d[1]);
     fp_summary_observe(out, d[2]);
-    observe_hist((MetricObject *)PyTuple_GET_ITEM(bundle, 3), lat, d[0]);
-    if (!self->only_2xx_highr ||
-        (PyUnicode_Check(args[2]) && PyUnicode_GET_LENGTH(args[2]) > 0 && PyUnicode_READ_CHAR(args[2], 0) == '2'))
-        observe_hist(self->highr, self->highr->series, d[0]);
     Py_DECREF(key);
     Py_DECREF(bundle);
     Py_RETURN_NONE;
@@ -1316,8 +1325,8 @@ static PyObject *Recorder_forget(RecorderObject *self, PyObject *Py_UNUSED(ignor
 
 static PyMethodDef Recorder_methods[] = {
     {"record", (PyCFunction)(void (*)(void))Recorder_record, METH_FASTCALL,
-     "record(handler, method, status, duration, request_size, response_size)\n\n"
-     "Updates every default HTTP metric for one request."},
+     "record(handler, method, status, duration, request_size, response_size[, exemplar])\n\n"
+     "Updates every default HTTP metric for one request; the exemplar goes on both latency histograms."},
     {"forget", (PyCFunction)Recorder_forget, METH_NOARGS,
      "forget()\n\nDrops the cached children (after remove() or clear() on the metrics)."},
     {NULL}};

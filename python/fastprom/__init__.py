@@ -15,6 +15,9 @@ from .metrics_core import (CounterMetricFamily, GaugeHistogramMetricFamily, Gaug
                            HistogramMetricFamily, InfoMetricFamily, Metric, StateSetMetricFamily,
                            SummaryMetricFamily, UnknownMetricFamily, UntypedMetricFamily)
 from .registry import REGISTRY, CollectorRegistry
+from . import metrics
+from .instrumentator import Instrumentator, PrometheusFastApiInstrumentator
+from .middleware import PrometheusInstrumentatorMiddleware
 from .samples import Exemplar, Sample, Timestamp
 
 __version__ = "0.1.0"
@@ -30,4 +33,5 @@ __all__ = [
     "ProcessCollector", "PlatformCollector", "GCCollector",
     "PROCESS_COLLECTOR", "PLATFORM_COLLECTOR", "GC_COLLECTOR",
     "InvalidMetricError", "DuplicateTimeseries", "StoreFullError", "freeze_clock",
+    "Instrumentator", "PrometheusFastApiInstrumentator", "PrometheusInstrumentatorMiddleware", "metrics",
 ]

@@ -1,5 +1,5 @@
 """Type stub of the C extension fastprom._core."""
-from typing import Any, Dict, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeVar, Union
 
 COUNTER: int
 GAUGE: int
@@ -42,6 +42,13 @@ class HistogramBase(MetricBase):
 
 class SummaryBase(MetricBase):
     def observe(self, amount: float, exemplar: None = None) -> None: ...
+
+class HttpRecorder:
+    def __init__(self, factory: Callable[[str, str, str], Tuple[Any, Any, Any, Any]], highr: HistogramBase,
+                 only_2xx_highr: bool = False) -> None: ...
+    def record(self, handler: str, method: str, status: str, duration: float, request_size: float,
+               response_size: float, exemplar: Optional[Dict[str, str]] = None) -> None: ...
+    def forget(self) -> None: ...
 
 def freeze_clock(t: Union[float, None]) -> None: ...
 def format_float(v: float, openmetrics: bool = False) -> str: ...

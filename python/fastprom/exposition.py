@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import gzip
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .registry import REGISTRY, CollectorRegistry
 
@@ -109,11 +109,13 @@ class Exposition(NamedTuple):
 
 
 def negotiate(registry: CollectorRegistry = REGISTRY, accept: Optional[str] = None,
-              accept_encoding: Optional[str] = None, allow_gzip: bool = True) -> Exposition:
+              accept_encoding: Optional[str] = None, allow_gzip: bool = True,
+              extra: Sequence[object] = ()) -> Exposition:
     """Renders the registry in the format the ``Accept`` header asks for,
-    gzip-compressed when ``Accept-Encoding`` allows it (and ``allow_gzip``)."""
+    gzip-compressed when ``Accept-Encoding`` allows it (and ``allow_gzip``).
+    ``extra`` collectors are rendered after the registry's own."""
     om = choose_format(accept)
-    body = registry.render(om)
+    body = registry.render(om, extra)
     ctype = OPENMETRICS_CONTENT_TYPE if om else CONTENT_TYPE_LATEST
     if allow_gzip and accepts_gzip(accept_encoding):
         return Exposition(gzip.compress(body, compresslevel=6, mtime=0), ctype, "gzip")

@@ -100,7 +100,7 @@ class CollectorRegistry:
             for n in names:
                 self._names.pop(n, None)
 
-    def _items(self) -> List[Union[int, Metric]]:
+    def _items(self, extra: Iterable[object] = ()) -> List[Union[int, Metric]]:
         from ._metric_types import StoreMetric, refresh_function_gauges
 
         refresh_function_gauges()
@@ -116,11 +116,14 @@ class CollectorRegistry:
                 items.append(c._family)  # type: ignore[attr-defined]
             else:
                 items.extend(c.collect())  # type: ignore[attr-defined]
+        for c in extra:
+            items.extend(c.collect())  # type: ignore[attr-defined]
         return items
 
-    def render(self, openmetrics: bool = False) -> bytes:
-        """The exposition of everything registered, in one C call for store metrics."""
-        items = self._items()
+    def render(self, openmetrics: bool = False, extra: Iterable[object] = ()) -> bytes:
+        """The exposition of everything registered (then of ``extra``
+        collectors), in one C call for store metrics."""
+        items = self._items(extra)
         store = self._store if self._store is not None else _EMPTY.store()
         return store.render(items, openmetrics)
 

@@ -1,0 +1,16 @@
+"""``python -m fastprom demo``: run the demo app under uvicorn."""
+import sys
+
+
+def _main() -> None:
+    args = sys.argv[1:]
+    if not args or args[0] != "demo":
+        print("usage: python -m fastprom demo [--host HOST] [--port PORT]", file=sys.stderr)
+        raise SystemExit(2)
+    from .demo import main
+
+    main(args[1:])
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,126 @@
+"""The app the HTTP tests serve with uvicorn.
+
+Environment: FASTPROM_TEST_LIB selects the instrumentation ("fastprom",
+"pfi" for prometheus-fastapi-instrumentator, or "none"); FASTPROM_TEST_OPTS
+holds JSON keyword arguments for the Instrumentator; FASTPROM_TEST_EXPOSE
+holds JSON keyword arguments for expose(); FASTPROM_TEST_REGISTRY=pc passes
+a prometheus_client CollectorRegistry; FASTPROM_TEST_OTEL=1 opens an
+OpenTelemetry span around every request.
+"""
+import asyncio
+import json
+import os
+
+import prometheus_client
+from fastapi import APIRouter, FastAPI, WebSocket
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+CUSTOM = prometheus_client.Counter("custom_events", "Counted with prometheus_client by the app.")
+
+
+def create_app():
+    lib = os.environ.get("FASTPROM_TEST_LIB", "fastprom")
+    opts = json.loads(os.environ.get("FASTPROM_TEST_OPTS", "{}"))
+    expose = json.loads(os.environ.get("FASTPROM_TEST_EXPOSE", "{}"))
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int):
+        return {"item_id": item_id}
+
+    @app.get("/status/{code}")
+    def status(code: int):
+        return Response(status_code=code)
+
+    @app.get("/error")
+    def error():
+        raise RuntimeError("boom")
+
+    @app.post("/echo")
+    async def echo(body: dict):
+        return body
+
+    @app.get("/stream")
+    def stream(delay: float = 0.25, chunks: int = 3):
+        async def gen():
+            for i in range(chunks):
+                await asyncio.sleep(delay)
+                yield b"x" * 100
+        return StreamingResponse(gen(), media_type="text/plain")
+
+    @app.get("/excluded/health")
+    def health():
+        return {"ok": True}
+
+    @app.get("/custom")
+    def custom():
+        CUSTOM.inc()
+        return {"ok": True}
+
+    @app.get("/pc-view")
+    def pc_view():
+        return PlainTextResponse(prometheus_client.generate_latest(prometheus_client.REGISTRY).decode())
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket):
+        await websocket.accept()
+        msg = await websocket.receive_text()
+        await websocket.send_text(msg)
+        await websocket.close()
+
+    inner = APIRouter(prefix="/inner")
+
+    @inner.get("/things/{thing_id}")
+    def thing(thing_id: str):
+        return {"thing": thing_id}
+
+    outer = APIRouter(prefix="/api/v1")
+    outer.include_router(inner)
+    app.include_router(outer)
+
+    sub = FastAPI()
+
+    @sub.get("/deep/{d}")
+    def deep(d: str):
+        return {"d": d}
+
+    app.mount("/sub", sub)
+    app.mount("/st/{tenant}", Starlette(routes=[Route("/p/{q}", lambda r: PlainTextResponse("p"))]))
+
+    registry = None
+    if os.environ.get("FASTPROM_TEST_REGISTRY") == "pc":
+        registry = prometheus_client.CollectorRegistry()
+    if lib == "fastprom":
+        from fastprom import Instrumentator
+    elif lib == "pfi":
+        from prometheus_fastapi_instrumentator import Instrumentator
+    else:
+        return app
+    if registry is not None:
+        opts["registry"] = registry
+        app.state.pc_registry = registry
+
+        @app.get("/pc-registry")
+        def pc_registry():
+            return PlainTextResponse(prometheus_client.generate_latest(registry).decode())
+
+    Instrumentator(**opts).instrument(app).expose(app, **expose)
+
+    if os.environ.get("FASTPROM_TEST_OTEL") == "1":
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        trace.set_tracer_provider(TracerProvider())
+        tracer = trace.get_tracer("fastprom-test")
+        inner_app = app
+
+        async def traced(scope, receive, send):
+            if scope["type"] != "http":
+                return await inner_app(scope, receive, send)
+            with tracer.start_as_current_span("request"):
+                return await inner_app(scope, receive, send)
+
+        return traced
+    return app

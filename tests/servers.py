@@ -1,0 +1,62 @@
+"""Real servers for the HTTP tests: uvicorn (or gunicorn) in a subprocess on
+127.0.0.1 with a free port, and the Prometheus server."""
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port, proc, timeout=30.0):
+    """Waits until the server accepts connections (no request is sent, so
+    nothing is counted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read().decode(errors='replace')}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"server on port {port} did not listen within {timeout} s")
+
+
+@contextlib.contextmanager
+def uvicorn_server(lib="fastprom", opts=None, expose=None, extra_args=(), env=None, app="instrumented:create_app"):
+    """Serves tests/apps/<app> with uvicorn; yields the base URL."""
+    port = free_port()
+    e = dict(os.environ, FASTPROM_TEST_LIB=lib, FASTPROM_TEST_OPTS=json.dumps(opts or {}),
+             FASTPROM_TEST_EXPOSE=json.dumps(expose or {}), PYTHONUNBUFFERED="1")
+    e.update(env or {})
+    cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--app-dir", os.path.join(HERE, "apps"),
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra_args]
+    proc = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(port, proc)
+        yield base
+    finally:
+        stop(proc)
+
+
+def stop(proc, timeout=10.0):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
