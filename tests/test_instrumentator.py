@@ -235,3 +235,41 @@ def test_opentelemetry_trace_id_is_an_exemplar():
               if s.exemplar and s.labels.get("handler") == "/items/{item_id}"]
         assert len(ex) == 1 and len(ex[0].labels["trace_id"]) == 32
         assert int(ex[0].labels["trace_id"], 16) != 0
+
+
+def test_plain_starlette_app():
+    with uvicorn_server(app="others:starlette_app") as base:
+        httpx.get(base + "/users/7")
+        httpx.get(base + "/v2/users/8")
+        s = scrape(base, accept=OM)
+        assert total(s, "/users/{uid}", "2xx") == 1
+        assert total(s, "/v2/users/{uid}", "2xx") == 1
+
+
+def test_any_asgi_app_wrapped_in_the_middleware():
+    with uvicorn_server(app="others:raw_app") as base:
+        for path in ("/a", "/b/c"):
+            assert httpx.get(base + path).status_code == 201
+        s = scrape(base)
+        # No router: nothing is templated, so every request is "none".
+        assert total(s, "none", "2xx") == 2
+        assert get(s, "http_response_size_bytes_sum", handler="none") == 4
+
+
+def test_added_functions_replace_the_defaults():
+    with uvicorn_server(app="others:custom_functions_app") as base:
+        body = b'{"x": 1}'
+        for _ in range(2):
+            r = httpx.post(base + "/things/a", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 200
+        s = scrape(base)
+        assert get(s, "seen_by_function_total", handler="/things/{tid}", status="2xx") == 2
+        assert get(s, "seen_by_async_function_total", method="POST") == 2
+        assert get(s, "http_requests_total", handler="/things/{tid}", method="POST") == 2
+        assert get(s, "http_request_duration_seconds_bucket", handler="/things/{tid}", method="POST",
+                   status="2xx", le="2.0") == 2
+        assert get(s, "http_request_size_bytes_sum", handler="/things/{tid}", method="POST", status="2xx") == 16
+        assert get(s, "http_response_size_bytes_sum", handler="/things/{tid}", method="POST", status="2xx") == 14
+        assert get(s, "both_bytes_sum", handler="/things/{tid}", method="POST", status="2xx") == 30
+        # The default metrics are not there: add() replaced them.
+        assert not any(k[0].startswith("http_request_duration_highr") for k in s)
