@@ -52,6 +52,4 @@ static inline void fp_addd(fp_word *w, double v)
         ;
 }
 
-static inline void fp_fence_acq(void) { atomic_thread_fence(memory_order_acquire); }
-
 #endif

@@ -372,7 +372,6 @@ static PyObject *Store_render(StoreObject *self, PyObject *args)
     PyObject *result = NULL;
     fp_buf b;
     fp_buf_init(&b);
-    void *loc = fp_locale_c();
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
         PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
         if (PyLong_Check(it)) {
@@ -399,7 +398,6 @@ static PyObject *Store_render(StoreObject *self, PyObject *args)
     else
         result = PyBytes_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.len);
 done:
-    fp_locale_restore(loc);
     fp_buf_free(&b);
     Py_DECREF(seq);
     return result;
@@ -1370,9 +1368,7 @@ static PyObject *core_format_float(PyObject *Py_UNUSED(m), PyObject *args)
     if (!PyArg_ParseTuple(args, "d|p:format_float", &v, &om))
         return NULL;
     char out[32];
-    void *loc = fp_locale_c();
     size_t n = fp_format_float(out, v, om);
-    fp_locale_restore(loc);
     return PyUnicode_FromStringAndSize(out, (Py_ssize_t)n);
 }
 

@@ -132,11 +132,56 @@ static size_t layout(char *out, int neg, const char *dig, int nd, int exp)
     return (size_t)(p - out);
 }
 
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale;
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
+void *fp_locale_c(void)
+{
+    pthread_once(&c_locale_once, make_c_locale);
+    return c_locale ? (void *)uselocale(c_locale) : NULL;
+}
+
+void fp_locale_restore(void *token)
+{
+    if (token)
+        uselocale((locale_t)token);
+}
+
+/* A power of two has a gap below it half as wide as the gap above, so the
+ * nearest 16-digit decimal (below v) may not read back while the next one
+ * up does; Go prints that one rather than 17 digits.  tmp holds v's
+ * nearest 16 digits as d.ddddddddddddddde+XX; on success it is replaced by
+ * the next 16-digit decimal up and 1 is returned. */
+static int next_up_16(char *tmp, size_t cap, double a)
+{
+    uint64_t m = 0;
+    const char *p = tmp;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9')
+            m = m * 10 + (uint64_t)(*p - '0');
+    if (*p != 'e')
+        return 0;
+    int exp = atoi(p + 1);
+    if (++m == 10000000000000000ULL) {
+        m /= 10;
+        exp++;
+    }
+    char cand[40];
+    snprintf(cand, sizeof cand, "%d.%015llue%+03d", (int)(m / 1000000000000000ULL),
+             (unsigned long long)(m % 1000000000000000ULL), exp);
+    if (strtod(cand, NULL) != a)
+        return 0;
+    snprintf(tmp, cap, "%s", cand);
+    return 1;
+}
+
 /* Go's 'g' with shortest precision switches to exponent form when the
  * decimal exponent is < -4 or >= 6 (eprec is forced to 6).  The shortest
  * digit string that reads back as v is found by trying 15, 16, then 17
  * significant digits: a correctly rounded 15-digit form, stripped of
- * trailing zeros, is the shortest one whenever 15 digits suffice. */
+ * trailing zeros, is the shortest one whenever 15 digits suffice
+ * (subnormals and powers of two aside: see below and next_up_16). */
 size_t fp_format_float(char *out, double v, int openmetrics)
 {
     size_t n;
@@ -167,13 +212,20 @@ size_t fp_format_float(char *out, double v, int openmetrics)
             nd--;
     } else {
         char tmp[40];
+        /* snprintf and strtod follow LC_NUMERIC; pin the C locale for them. */
+        void *loc = fp_locale_c();
         /* Subnormals carry fewer than 15 significant digits, so the
          * shortcut does not hold there: search from one digit up. */
         for (int prec = a < 2.2250738585072014e-308 ? 1 : 15; prec <= 17; prec++) {
             snprintf(tmp, sizeof tmp, "%.*e", prec - 1, a);
-            if (prec == 17 || strtod(tmp, NULL) == a)
+            double r = strtod(tmp, NULL);
+            if (prec == 17 || r == a)
+                break;
+            int e2;
+            if (prec == 16 && r < a && frexp(a, &e2) == 0.5 && next_up_16(tmp, sizeof tmp, a))
                 break;
         }
+        fp_locale_restore(loc);
         /* tmp is d.ddddde[+-]XX in the C locale. */
         nd = 0;
         const char *p = tmp;
@@ -190,22 +242,6 @@ size_t fp_format_float(char *out, double v, int openmetrics)
         out[n++] = '0';
     }
     return n;
-}
-
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-static locale_t c_locale;
-static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
-
-void *fp_locale_c(void)
-{
-    pthread_once(&c_locale_once, make_c_locale);
-    return c_locale ? (void *)uselocale(c_locale) : NULL;
-}
-
-void fp_locale_restore(void *token)
-{
-    if (token)
-        uselocale((locale_t)token);
 }
 
 /* ---- store families ------------------------------------------------ */
@@ -290,7 +326,11 @@ int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
         const double *bounds = fp_at(s, f->buckets);
         for (uint32_t i = 0; i < f->nbuckets; i++) {
             memcpy(le[i], "le=\"", 4);
-            size_t n = 4 + fp_format_float(le[i] + 4, bounds[i], om);
+            /* le="1.0" in both formats: the text format's Go writer would
+             * say le="1", but prometheus_client (whose users' queries and
+             * dashboards match on it) says "1.0", as OpenMetrics requires
+             * and Prometheus 3 normalises to. */
+            size_t n = 4 + fp_format_float(le[i] + 4, bounds[i], 1);
             le[i][n++] = '"';
             lelen[i] = n;
         }

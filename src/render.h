@@ -32,7 +32,7 @@ size_t fp_format_float(char *out, double v, int openmetrics);
 int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int openmetrics);
 
 /* Pins numeric formatting to the C locale for the calling thread; returns
- * a token for fp_locale_restore. */
+ * a token for fp_locale_restore.  fp_format_float does this itself. */
 void *fp_locale_c(void);
 void fp_locale_restore(void *token);
 

@@ -25,14 +25,20 @@ double fp_now(void)
 void fp_clock_freeze(double t) { fp_put(&frozen_clock, t == 0.0 ? 0 : fp_dbits(t)); }
 
 /* Bumps the arena pointer.  Returns an offset to zeroed memory, or 0 when
- * the arena is exhausted.  Lock-free: one fetch-add. */
+ * the request does not fit (the pointer then stays put, so a refused large
+ * request leaves room for smaller ones).  Lock-free: a CAS loop. */
 static fp_off arena_alloc(fp_store *s, uint64_t size)
 {
     fp_header *h = fp_hdr(s);
-    size = (size + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1);
-    uint64_t off = fp_add(&h->top, size);
-    if (off > h->size || size > h->size - off)
+    if (size > h->size)
         return 0;
+    size = (size + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1);
+    uint64_t off = fp_load(&h->top);
+    do {
+        if (off > h->size || size > h->size - off)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&h->top, &off, off + size, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return off;
 }
 
@@ -369,20 +375,23 @@ int fp_exemplar_put(fp_store *s, fp_series *se, uint32_t nslots, uint32_t slot,
     fp_exemplar *e = (fp_exemplar *)fp_at(s, block) + slot;
 
     /* Claim the slot by making its count odd; if another writer holds it,
-     * drop this exemplar (exemplars are samples; waiting is not worth it). */
+     * drop this exemplar (exemplars are samples; waiting is not worth it).
+     * No standalone fences (ThreadSanitizer cannot follow them): the claim
+     * is an acquire, so our words land after the previous writer's; each
+     * word is a release store, so a reader that loads one (acquire) also
+     * sees the odd count when it re-reads seq, and retries. */
     uint64_t seq = fp_load(&e->seq);
     if ((seq & 1) || !atomic_compare_exchange_strong_explicit(&e->seq, &seq, seq + 1,
-                                                              memory_order_relaxed, memory_order_relaxed))
+                                                              memory_order_acquire, memory_order_relaxed))
         return FP_OK;
-    atomic_thread_fence(memory_order_release);
-    fp_stored(&e->value, value);
-    fp_stored(&e->ts, ts);
-    fp_put(&e->len, len);
+    fp_store_rel(&e->value, fp_dbits(value));
+    fp_store_rel(&e->ts, fp_dbits(ts));
+    fp_store_rel(&e->len, len);
     uint64_t word;
     for (size_t i = 0; i < len; i += 8) {
         word = 0;
         memcpy(&word, text + i, len - i < 8 ? len - i : 8);
-        fp_put(&e->text[i / 8], word);
+        fp_store_rel(&e->text[i / 8], word);
     }
     fp_store_rel(&e->seq, seq + 2);
     return FP_OK;
@@ -401,16 +410,17 @@ int fp_exemplar_get(const fp_store *s, const fp_series *se, uint32_t slot,
             return 0;
         if (s1 & 1)
             continue;
-        *value = fp_loadd(&e->value);
-        *ts = fp_loadd(&e->ts);
-        uint64_t n = fp_load(&e->len);
+        /* Acquire loads pair with the writer's release stores (see
+         * fp_exemplar_put): seeing any newer word implies seeing newer seq. */
+        *value = fp_bitsd(fp_load_acq(&e->value));
+        *ts = fp_bitsd(fp_load_acq(&e->ts));
+        uint64_t n = fp_load_acq(&e->len);
         if (n > FP_EXEMPLAR_TEXT)
             continue;
         for (size_t i = 0; i < n; i += 8) {
-            uint64_t word = fp_load(&e->text[i / 8]);
+            uint64_t word = fp_load_acq(&e->text[i / 8]);
             memcpy(text + i, &word, n - i < 8 ? n - i : 8);
         }
-        fp_fence_acq();
         if (fp_load(&e->seq) == s1) {
             *len = n;
             return 1;

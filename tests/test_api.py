@@ -425,3 +425,12 @@ def test_c_base_refuses_a_family_of_another_type(registry):
         _core.SummaryBase()._bind(store, fam, ())
     with pytest.raises(ValueError, match="unknown metric type"):
         store.add_family(7, "x", "doc", "", (), None)
+
+
+def test_a_refused_huge_series_leaves_room_for_others():
+    reg = CollectorRegistry(store_size=1 << 20)
+    c = Counter("c", "C", ["v"], registry=reg)
+    with pytest.raises(fastprom.StoreFullError, match="arena is exhausted"):
+        c.labels("x" * (2 << 20)).inc()
+    c.labels("small").inc()
+    assert reg.get_sample_value("c_total", {"v": "small"}) == 1

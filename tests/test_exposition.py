@@ -79,7 +79,7 @@ queue_depth_items 1e+06
 # HELP latency_seconds Latency.
 # TYPE latency_seconds histogram
 latency_seconds_bucket{h="/",le="0.1"} 1
-latency_seconds_bucket{h="/",le="1"} 2
+latency_seconds_bucket{h="/",le="1.0"} 2
 latency_seconds_bucket{h="/",le="+Inf"} 3
 latency_seconds_count{h="/"} 3
 latency_seconds_sum{h="/"} 3.55
