@@ -23,6 +23,7 @@ typedef struct {
     PyTypeObject *Counter, *Gauge, *Histogram, *Summary;
     PyTypeObject *HttpRecorder;
     PyObject *StoreFullError;
+    PyObject *StoreFileError;
 } module_state;
 
 static struct PyModuleDef core_module;
@@ -55,6 +56,15 @@ static PyObject *raise_status(PyTypeObject *tp, int rc, const char *what)
         PyErr_Format(ms->StoreFullError,
                      "%s: the metrics store's arena is exhausted; create the registry with a larger size", what);
         break;
+    case FP_EMISMATCH:
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the shared metrics store already has a metric of this name with another type, "
+                     "labels, buckets or multiprocess mode (is another version of the app running?)",
+                     what);
+        break;
+    case FP_EFILE:
+        PyErr_Format(ms->StoreFileError, "%s: the shared metrics store file could not be locked", what);
+        break;
     default:
         PyErr_Format(PyExc_ValueError, "%s: invalid argument", what);
     }
@@ -63,18 +73,39 @@ static PyObject *raise_status(PyTypeObject *tp, int rc, const char *what)
 
 static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"size", NULL};
+    static char *kwlist[] = {"size", "path", NULL};
     unsigned long long size = 256ull << 20;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|K:Store", kwlist, &size))
+    PyObject *path = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|KO:Store", kwlist, &size, &path))
         return NULL;
     if (size < (1ull << 20) || size > (1ull << 40)) {
         PyErr_SetString(PyExc_ValueError, "Store size must be between 1 MiB and 1 TiB");
         return NULL;
     }
-    StoreObject *self = (StoreObject *)tp->tp_alloc(tp, 0);
-    if (!self)
+    PyObject *fspath = NULL;
+    if (path != Py_None && !PyUnicode_FSConverter(path, &fspath))
         return NULL;
-    if (fp_store_open(&self->st, size) != FP_OK) {
+    StoreObject *self = (StoreObject *)tp->tp_alloc(tp, 0);
+    if (!self) {
+        Py_XDECREF(fspath);
+        return NULL;
+    }
+    self->st.fd = -1;
+    if (fspath) {
+        char err[1024];
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = fp_store_open_file(&self->st, PyBytes_AS_STRING(fspath), size, err, sizeof err);
+        Py_END_ALLOW_THREADS
+        Py_DECREF(fspath);
+        if (rc != FP_OK) {
+            module_state *ms = state_of_type(tp);
+            if (ms)
+                PyErr_SetString(ms->StoreFileError, err);
+            Py_DECREF(self);
+            return NULL;
+        }
+    } else if (fp_store_open(&self->st, size) != FP_OK) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
@@ -101,11 +132,15 @@ static const char *utf8_of(PyObject *o, Py_ssize_t *len, const char *what)
 
 static PyObject *Store_add_family(StoreObject *self, PyObject *args)
 {
-    int type;
+    int type, mpmode = FP_MP_NONE;
     PyObject *name, *help, *unit, *labelnames, *buckets;
-    if (!PyArg_ParseTuple(args, "iUUUO!O:add_family", &type, &name, &help, &unit,
-                          &PyTuple_Type, &labelnames, &buckets))
+    if (!PyArg_ParseTuple(args, "iUUUO!O|i:add_family", &type, &name, &help, &unit,
+                          &PyTuple_Type, &labelnames, &buckets, &mpmode))
         return NULL;
+    if (mpmode < FP_MP_NONE || mpmode > FP_MP_LIVEMOSTRECENT || (mpmode != FP_MP_NONE && type != FP_GAUGE)) {
+        PyErr_Format(PyExc_ValueError, "add_family: invalid multiprocess mode %d", mpmode);
+        return NULL;
+    }
     if (type < FP_COUNTER || type > FP_SUMMARY) {
         PyErr_Format(PyExc_ValueError, "add_family: unknown metric type %d", type);
         return NULL;
@@ -157,7 +192,7 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args)
     }
     uint32_t idx;
     int rc = fp_family_add(&self->st, (uint32_t)type, np, (size_t)nl, hp, (size_t)hl, up, (size_t)ul, lp, ll,
-                           (uint32_t)n, bv, (uint32_t)nb, &idx);
+                           (uint32_t)n, bv, (uint32_t)nb, (uint32_t)mpmode, &idx);
     if (rc != FP_OK)
         raise_status(Py_TYPE(self), rc, np);
     else
@@ -407,10 +442,51 @@ static PyObject *Store_stats(StoreObject *self, PyObject *Py_UNUSED(ignored))
 {
     fp_header *h = fp_hdr(&self->st);
     uint64_t top = fp_load(&h->top);
-    return Py_BuildValue("{sKsKsKsKsI}", "size", (unsigned long long)h->size, "used",
+    return Py_BuildValue("{sKsKsKsKsIsKsi}", "size", (unsigned long long)h->size, "used",
                          (unsigned long long)(top < h->size ? top : h->size), "series",
                          (unsigned long long)fp_load(&h->nseries), "max_series",
-                         (unsigned long long)h->max_series, "families", fp_family_count(&self->st));
+                         (unsigned long long)h->max_series, "families", fp_family_count(&self->st),
+                         "overflowed", (unsigned long long)fp_load(&h->overflowed), "shared",
+                         self->st.fd >= 0);
+}
+
+/* processes() -> list of (pid, alive) for every process attached to a shared store. */
+static PyObject *Store_processes(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    fp_header *h = fp_hdr(&self->st);
+    PyObject *list = PyList_New(0);
+    if (!list || self->st.fd < 0)
+        return list;
+    uint64_t n = fp_load(&h->nprocs);
+    if (n > h->max_procs)
+        n = h->max_procs;
+    const fp_proc *procs = fp_at(&self->st, h->procs);
+    for (uint64_t i = 0; i < n; i++) {
+        long pid = (long)fp_load_acq(&procs[i].pid);
+        if (pid <= 0)
+            continue;
+        PyObject *row = Py_BuildValue("(lO)", pid, fp_proc_alive(&self->st, (uint32_t)i + 1) ? Py_True : Py_False);
+        if (!row || PyList_Append(list, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(row);
+    }
+    return list;
+}
+
+/* attach_process(): registers the calling process, e.g. in a forked child. */
+static PyObject *Store_attach_process(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->st.fd >= 0 && fp_store_attach_process(&self->st) != FP_OK)
+        return raise_status(Py_TYPE(self), FP_EFULL, "process table");
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_family_count(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(fp_family_count(&self->st));
 }
 
 static PyMethodDef Store_methods[] = {
@@ -419,13 +495,19 @@ static PyMethodDef Store_methods[] = {
     {"render", (PyCFunction)Store_render, METH_VARARGS,
      "render(items, openmetrics) -> bytes\n\nRenders store families (int) and custom families in order."},
     {"stats", (PyCFunction)Store_stats, METH_NOARGS, "stats() -> dict\n\nArena and series usage."},
+    {"processes", (PyCFunction)Store_processes, METH_NOARGS,
+     "processes() -> list\n\n(pid, alive) of every process attached to a shared store."},
+    {"attach_process", (PyCFunction)Store_attach_process, METH_NOARGS,
+     "attach_process()\n\nRegisters the calling process (after a fork)."},
+    {"family_count", (PyCFunction)Store_family_count, METH_NOARGS, "family_count() -> int"},
     {NULL}};
 
 static PyType_Slot Store_slots[] = {
     {Py_tp_new, Store_new},
     {Py_tp_dealloc, Store_dealloc},
     {Py_tp_methods, Store_methods},
-    {Py_tp_doc, "Store(size=268435456)\n\nA lock-free metrics store in one arena of `size` bytes."},
+    {Py_tp_doc, "Store(size=268435456, path=None)\n\nA lock-free metrics store in one arena of `size` bytes; "
+                "with `path`, in that file, shared by every process that opens it."},
     {0, NULL}};
 
 static PyType_Spec Store_spec = {"fastprom._core.Store", sizeof(StoreObject), 0,
@@ -442,6 +524,7 @@ typedef struct {
     PyObject *labelnames;   /* tuple of str */
     PyObject *children;     /* parent: dict of label-value tuple -> child */
     PyObject *labelvalues;  /* child: tuple of str */
+    int overflow_warned;
 } MetricObject;
 
 static int Metric_traverse(MetricObject *self, visitproc visit, void *arg)
@@ -496,7 +579,11 @@ static inline fp_series *series_of(MetricObject *self)
 }
 
 /* Finds or creates the series for a tuple of str label values. */
-static int lookup_series(MetricObject *self, PyObject *values, int create, fp_series **out)
+/* Finds or creates a series.  Returns 0, FP_ENOTFOUND (create unset), or
+ * -1 with an exception set.  With `quiet_full`, a full store returns
+ * FP_EFULL without an exception. */
+static int lookup_series_ex(MetricObject *self, PyObject *values, int create, int overflow, int quiet_full,
+                            fp_series **out)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(values);
     const char *stackp[8];
@@ -514,8 +601,10 @@ static int lookup_series(MetricObject *self, PyObject *values, int create, fp_se
             goto done;
         vl[i] = (size_t)len;
     }
-    rc = fp_series_get(&self->store->st, self->family, vp, vl, create, out);
-    if (rc != FP_OK && !(rc == FP_ENOTFOUND && !create)) {
+    rc = fp_series_get(&self->store->st, self->family, vp, vl, create, overflow, out);
+    if (quiet_full && (rc == FP_EFULL || rc == FP_ENOMEM)) {
+        rc = FP_EFULL;
+    } else if (rc != FP_OK && !(rc == FP_ENOTFOUND && !create)) {
         raise_status(Py_TYPE(self), rc, metric_name(self));
         rc = -1;
     }
@@ -525,6 +614,46 @@ done:
     if (vl != stackl)
         PyMem_Free(vl);
     return rc;
+}
+
+static int lookup_series(MetricObject *self, PyObject *values, int create, fp_series **out)
+{
+    return lookup_series_ex(self, values, create, 0, 0, out);
+}
+
+#define OVERFLOW_VALUE "fastprom_overflow"
+
+/* The store is full: the series every further new label set of this family
+ * is counted under, created from the arena's reserve.  Warns once per
+ * metric.  0 or -1 with an exception set. */
+static int overflow_series(MetricObject *self, fp_series **out)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(self->labelnames);
+    PyObject *values = PyTuple_New(n);
+    if (!values)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyUnicode_FromString(OVERFLOW_VALUE);
+        if (!v) {
+            Py_DECREF(values);
+            return -1;
+        }
+        PyTuple_SET_ITEM(values, i, v);
+    }
+    int rc = lookup_series_ex(self, values, 1, 1, 0, out);
+    Py_DECREF(values);
+    if (rc < 0)
+        return -1;
+    fp_add(&fp_hdr(&self->store->st)->overflowed, 1);
+    if (!self->overflow_warned) {
+        self->overflow_warned = 1;
+        if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                             "%s: the metrics store is full; new label sets are counted under the series "
+                             "with every label = \"" OVERFLOW_VALUE "\" (raise the store size)",
+                             metric_name(self)) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* _bind(store, family, labelnames): attaches a new metric to its family;
@@ -678,7 +807,10 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
         return NULL;
     }
     fp_series *se;
-    if (lookup_series(self, key, 1, &se) < 0) {
+    int rc = lookup_series_ex(self, key, 1, 0, 1, &se);
+    if (rc == FP_EFULL)
+        rc = overflow_series(self, &se);
+    if (rc < 0) {
         Py_DECREF(key);
         return NULL;
     }
@@ -757,6 +889,24 @@ static PyObject *Metric_clear_series(MetricObject *self, PyObject *Py_UNUSED(ign
     Py_RETURN_NONE;
 }
 
+/* _after_fork(): in a forked child, a per-process gauge must not keep
+ * writing the parent's series: drop cached children and, unlabelled, take
+ * this process's own series. */
+static PyObject *Metric_after_fork(MetricObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->store || !self->fam || self->fam->mpmode == FP_MP_NONE || !self->children)
+        Py_RETURN_NONE;
+    PyDict_Clear(self->children);
+    if (self->fam->nlabels == 0) {
+        PyObject *empty = PyTuple_New(0);
+        int rc = empty ? lookup_series(self, empty, 1, &self->series) : -1;
+        Py_XDECREF(empty);
+        if (rc < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* Parses escaped a="x",b="y" back into a tuple of values. */
 static PyObject *unescape_labels(const char *p, size_t len, Py_ssize_t n)
 {
@@ -797,7 +947,9 @@ static PyObject *unescape_labels(const char *p, size_t len, Py_ssize_t n)
 
 /* _series() -> list of (labelvalues, created, data) for the live series of
  * this metric's family.  data: float (counter, gauge), (count, sum)
- * (summary), or (tuple of per-bucket counts, sum) (histogram). */
+ * (summary), or (tuple of per-bucket counts, sum) (histogram); for a
+ * per-process gauge (value, last written, alive), with the pid as a last
+ * label value. */
 static PyObject *Metric_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->store) {
@@ -816,7 +968,14 @@ static PyObject *Metric_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
         PyObject *data = NULL;
         switch (f->type) {
         case FP_COUNTER: data = PyFloat_FromDouble(fp_counter_value(se)); break;
-        case FP_GAUGE: data = PyFloat_FromDouble(fp_gauge_value(se)); break;
+        case FP_GAUGE:
+            if (se->proc || (f->mpmode != FP_MP_NONE && s->fd >= 0))
+                /* per-process: (value, last written, process alive) */
+                data = Py_BuildValue("(ddO)", fp_gauge_value(se), fp_loadd(&se->cells[1]),
+                                     fp_proc_alive(s, se->proc) ? Py_True : Py_False);
+            else
+                data = PyFloat_FromDouble(fp_gauge_value(se));
+            break;
         case FP_SUMMARY:
             data = Py_BuildValue("(Kd)", (unsigned long long)fp_load(&se->cells[0]), fp_loadd(&se->cells[1]));
             break;
@@ -834,7 +993,9 @@ static PyObject *Metric_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
             break;
         }
         }
-        PyObject *lv = data ? unescape_labels(fp_at(s, se->text), se->text_len, f->nlabels) : NULL;
+        /* Per-process series carry the pid as one more label. */
+        Py_ssize_t nvalues = f->nlabels + (se->text_len != se->base_len);
+        PyObject *lv = data ? unescape_labels(fp_at(s, se->text), se->text_len, nvalues) : NULL;
         PyObject *row = lv ? Py_BuildValue("(NdN)", lv, fp_loadd(&se->created), data) : NULL;
         if (!row) {
             if (!lv)
@@ -1000,6 +1161,8 @@ static PyObject *gauge_update(MetricObject *self, PyObject *const *args, Py_ssiz
     if (nargs && amount_arg(self, args[0], &v, 0, "amount") < 0)
         return NULL;
     fp_gauge_add(se, sign * v);
+    if (self->fam->mpmode != FP_MP_NONE)
+        fp_gauge_touch(se, fp_now());
     Py_RETURN_NONE;
 }
 
@@ -1020,6 +1183,8 @@ static PyObject *Gauge_set(MetricObject *self, PyObject *value)
     if (!se || amount_arg(self, value, &v, 0, "value") < 0)
         return NULL;
     fp_gauge_set(se, v);
+    if (self->fam->mpmode != FP_MP_NONE)
+        fp_gauge_touch(se, fp_now());
     Py_RETURN_NONE;
 }
 
@@ -1105,7 +1270,8 @@ static PyGetSetDef Metric_getset[] = {
          "labels(*values, **labels) -> child\n\nReturns the cached child for these label values."},     \
         {"remove", (PyCFunction)Metric_remove, METH_VARARGS, "remove(*values)\n\nDrops one series."}, \
         {"clear", (PyCFunction)Metric_clear_series, METH_NOARGS, "clear()\n\nDrops every series."},   \
-        {"_series", (PyCFunction)Metric_series, METH_NOARGS, "Snapshot of the live series (internal)."}
+        {"_series", (PyCFunction)Metric_series, METH_NOARGS, "Snapshot of the live series (internal)."}, \
+        {"_after_fork", (PyCFunction)Metric_after_fork, METH_NOARGS, "Re-keys per-process series (internal)."}
 
 static PyMethodDef Metric_methods[] = {COMMON_METHODS, {NULL}};
 
@@ -1403,6 +1569,12 @@ static int core_exec(PyObject *m)
         PyExc_RuntimeError, NULL);
     if (!ms->StoreFullError || PyModule_AddObjectRef(m, "StoreFullError", ms->StoreFullError) < 0)
         return -1;
+    ms->StoreFileError = PyErr_NewExceptionWithDoc(
+        "fastprom._core.StoreFileError",
+        "The shared metrics store file cannot be used: not writable, from another version, truncated or corrupt.",
+        PyExc_RuntimeError, NULL);
+    if (!ms->StoreFileError || PyModule_AddObjectRef(m, "StoreFileError", ms->StoreFileError) < 0)
+        return -1;
     if (PyModule_AddIntConstant(m, "COUNTER", FP_COUNTER) < 0 || PyModule_AddIntConstant(m, "GAUGE", FP_GAUGE) < 0 ||
         PyModule_AddIntConstant(m, "HISTOGRAM", FP_HISTOGRAM) < 0 ||
         PyModule_AddIntConstant(m, "SUMMARY", FP_SUMMARY) < 0 ||
@@ -1422,6 +1594,7 @@ static int core_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(ms->Summary);
     Py_VISIT(ms->HttpRecorder);
     Py_VISIT(ms->StoreFullError);
+    Py_VISIT(ms->StoreFileError);
     return 0;
 }
 
@@ -1436,6 +1609,7 @@ static int core_clear(PyObject *m)
     Py_CLEAR(ms->Summary);
     Py_CLEAR(ms->HttpRecorder);
     Py_CLEAR(ms->StoreFullError);
+    Py_CLEAR(ms->StoreFileError);
     return 0;
 }
 

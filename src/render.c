@@ -292,6 +292,109 @@ static void put_exemplar(fp_buf *b, const fp_store *s, const fp_series *se, uint
     fp_buf_float(b, ts, 1);
 }
 
+/* ---- per-process gauges in a shared store ------------------------- */
+
+typedef struct {
+    const char *text;       /* label text without the pid label */
+    uint32_t len;
+    double value, ts;
+    int n;
+} mp_group;
+
+static int mode_live_only(uint32_t m)
+{
+    return m == FP_MP_LIVEALL || m == FP_MP_LIVESUM || m == FP_MP_LIVEMAX || m == FP_MP_LIVEMIN ||
+           m == FP_MP_LIVEMOSTRECENT;
+}
+
+/* Renders a gauge whose series are kept per process: with its pid label
+ * (all, liveall), or combined over processes (sum, max, min, mostrecent and
+ * their live variants: dead processes' series left out).  0 or FP_ENOMEM. */
+static int render_mp_gauge(fp_buf *b, const fp_store *s, const fp_family *f, const char *name, int om)
+{
+    const fp_header *h = fp_hdr(s);
+    uint32_t mode = f->mpmode;
+    int live_only = mode_live_only(mode), per_pid = mode == FP_MP_ALL || mode == FP_MP_LIVEALL;
+    uint64_t nprocs = fp_load(&h->nprocs);
+    if (nprocs > h->max_procs)
+        nprocs = h->max_procs;
+    /* Liveness per process table entry, looked up once per render:
+     * 0 unknown, 1 alive, 2 dead. */
+    unsigned char *alive = calloc(nprocs + 2, 1);
+    size_t nseries = 0;
+    for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next))
+        nseries++;
+    size_t cap = 16;
+    while (cap < 2 * nseries)
+        cap <<= 1;
+    mp_group *groups = per_pid ? NULL : calloc(cap, sizeof *groups);
+    uint32_t *order = per_pid ? NULL : calloc(nseries + 1, sizeof *order);
+    size_t ngroups = 0;
+    if (!alive || (!per_pid && (!groups || !order))) {
+        free(alive);
+        free(groups);
+        free(order);
+        b->oom = 1;
+        return FP_ENOMEM;
+    }
+    for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
+        const fp_series *se = fp_at(s, off);
+        if (fp_load32_acq(&se->state) != FP_LIVE)
+            continue;
+        if (live_only && se->proc && se->proc <= nprocs) {
+            if (!alive[se->proc])
+                alive[se->proc] = fp_proc_alive(s, se->proc) ? 1 : 2;
+            if (alive[se->proc] == 2)
+                continue;
+        }
+        const char *lt = fp_at(s, se->text);
+        double v = fp_gauge_value(se);
+        if (per_pid) {
+            put_series(b, f, name, "", lt, se->text_len, NULL, 0);
+            fp_buf_float(b, v, om);
+            fp_buf_putc(b, '\n');
+            continue;
+        }
+        /* Group by the label text without the pid. */
+        uint64_t hsh = 1469598103934665603ULL;
+        for (uint32_t i = 0; i < se->base_len; i++)
+            hsh = (hsh ^ (unsigned char)lt[i]) * 1099511628211ULL;
+        size_t i = hsh & (cap - 1);
+        while (groups[i].text && !(groups[i].len == se->base_len && memcmp(groups[i].text, lt, se->base_len) == 0))
+            i = (i + 1) & (cap - 1);
+        mp_group *g = &groups[i];
+        double ts = fp_loadd(&se->cells[1]);
+        if (!g->text) {
+            g->text = lt;
+            g->len = se->base_len;
+            g->value = v;
+            g->ts = ts;
+            order[ngroups++] = (uint32_t)i;
+        } else if (mode == FP_MP_SUM || mode == FP_MP_LIVESUM) {
+            g->value += v;
+        } else if (mode == FP_MP_MAX || mode == FP_MP_LIVEMAX) {
+            if (v > g->value)
+                g->value = v;
+        } else if (mode == FP_MP_MIN || mode == FP_MP_LIVEMIN) {
+            if (v < g->value)
+                g->value = v;
+        } else if (ts > g->ts) { /* mostrecent */
+            g->value = v;
+            g->ts = ts;
+        }
+    }
+    for (size_t k = 0; k < ngroups; k++) {
+        const mp_group *g = &groups[order[k]];
+        put_series(b, f, name, "", g->text, g->len, NULL, 0);
+        fp_buf_float(b, g->value, om);
+        fp_buf_putc(b, '\n');
+    }
+    free(alive);
+    free(groups);
+    free(order);
+    return b->oom ? FP_ENOMEM : FP_OK;
+}
+
 int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
 {
     const fp_family *f = fp_family_get(s, family);
@@ -307,6 +410,9 @@ int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
     put_meta(b, "# TYPE ", name, f->name_len, msuffix, type, strlen(type), 0, 0);
     if (om && f->unit_len)
         put_meta(b, "# UNIT ", name, f->name_len, "", fp_at(s, f->unit), f->unit_len, 0, 0);
+
+    if (f->type == FP_GAUGE && f->mpmode != FP_MP_NONE && s->fd >= 0)
+        return render_mp_gauge(b, s, f, name, om);
 
     /* Histogram scratch: le="..." per bucket and a snapshot of the counts. */
     char (*le)[40] = NULL;

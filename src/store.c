@@ -2,13 +2,21 @@
 #define _DEFAULT_SOURCE
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FP_ALIGN 8u
 #define FP_MAX_FAMILIES 16384u
+#define FP_MAX_PROCS 4096u
 
 static fp_word frozen_clock; /* double bits; 0 = real clock */
 
@@ -26,30 +34,64 @@ void fp_clock_freeze(double t) { fp_put(&frozen_clock, t == 0.0 ? 0 : fp_dbits(t
 
 /* Bumps the arena pointer.  Returns an offset to zeroed memory, or 0 when
  * the request does not fit (the pointer then stays put, so a refused large
- * request leaves room for smaller ones).  Lock-free: a CAS loop. */
-static fp_off arena_alloc(fp_store *s, uint64_t size)
+ * request leaves room for smaller ones).  The last `reserve` bytes are only
+ * for overflow series.  Lock-free: a CAS loop. */
+static fp_off arena_alloc_in(fp_store *s, uint64_t size, int overflow)
 {
     fp_header *h = fp_hdr(s);
-    if (size > h->size)
+    uint64_t limit = overflow ? h->size : h->size - h->reserve;
+    if (size > limit)
         return 0;
     size = (size + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1);
     uint64_t off = fp_load(&h->top);
     do {
-        if (off > h->size || size > h->size - off)
+        if (off > limit || size > limit - off)
             return 0;
     } while (!atomic_compare_exchange_weak_explicit(&h->top, &off, off + size, memory_order_relaxed,
                                                     memory_order_relaxed));
     return off;
 }
 
-static fp_off arena_strdup(fp_store *s, const char *p, size_t len)
+static fp_off arena_alloc(fp_store *s, uint64_t size) { return arena_alloc_in(s, size, 0); }
+
+static fp_off arena_strdup_in(fp_store *s, const char *p, size_t len, int overflow)
 {
-    fp_off off = arena_alloc(s, len + 1);
+    fp_off off = arena_alloc_in(s, len + 1, overflow);
     if (off) {
         memcpy(fp_at(s, off), p, len);
         ((char *)fp_at(s, off))[len] = '\0';
     }
     return off;
+}
+
+static fp_off arena_strdup(fp_store *s, const char *p, size_t len) { return arena_strdup_in(s, p, len, 0); }
+
+/* Lays out a fresh arena of h->size bytes (zeroed).  FP_OK or FP_ENOMEM. */
+static int init_arena(fp_store *s, uint64_t size)
+{
+    fp_header *h = fp_hdr(s);
+    h->version = FP_LAYOUT_VERSION;
+    h->size = size;
+    h->max_families = FP_MAX_FAMILIES;
+    h->max_procs = FP_MAX_PROCS;
+    /* One slot per 256 arena bytes, a power of two; at most 3/4 used by
+     * ordinary series, up to 7/8 with overflow series. */
+    uint64_t nslots = 1024;
+    while (nslots * 256 < size)
+        nslots <<= 1;
+    h->nslots = nslots;
+    h->max_series = nslots / 4 * 3;
+    h->max_series_overflow = nslots / 8 * 7;
+    h->reserve = size / 32 < (1u << 20) ? size / 32 : (1u << 20);
+    fp_put(&h->top, (sizeof(fp_header) + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1));
+    h->families = arena_alloc(s, sizeof(fp_word) * FP_MAX_FAMILIES);
+    h->slots = arena_alloc(s, sizeof(fp_word) * nslots);
+    h->procs = arena_alloc(s, sizeof(fp_proc) * FP_MAX_PROCS);
+    if (!h->families || !h->slots || !h->procs)
+        return FP_ENOMEM;
+    /* The magic goes last: a process that maps a half-made file sees none. */
+    fp_store_rel((fp_word *)&h->magic, FP_MAGIC);
+    return FP_OK;
 }
 
 int fp_store_open(fp_store *s, uint64_t size)
@@ -61,21 +103,9 @@ int fp_store_open(fp_store *s, uint64_t size)
         return FP_ENOMEM;
     s->base = base;
     s->size = size;
-    fp_header *h = base;
-    h->magic = FP_MAGIC;
-    h->version = FP_LAYOUT_VERSION;
-    h->size = size;
-    h->max_families = FP_MAX_FAMILIES;
-    /* One slot per 256 arena bytes, a power of two; at most 3/4 used. */
-    uint64_t nslots = 1024;
-    while (nslots * 256 < size)
-        nslots <<= 1;
-    h->nslots = nslots;
-    h->max_series = nslots / 4 * 3;
-    fp_put(&h->top, (sizeof(fp_header) + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1));
-    h->families = arena_alloc(s, sizeof(fp_word) * FP_MAX_FAMILIES);
-    h->slots = arena_alloc(s, sizeof(fp_word) * nslots);
-    if (!h->families || !h->slots) {
+    s->fd = -1;
+    s->proc = 0;
+    if (init_arena(s, size) != FP_OK) {
         munmap(base, size);
         s->base = NULL;
         return FP_ENOMEM;
@@ -83,11 +113,166 @@ int fp_store_open(fp_store *s, uint64_t size)
     return FP_OK;
 }
 
+/* The start time of a process in clock ticks since boot, 0 if unknown. */
+static uint64_t proc_start(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* Fields after the command name, which is in parentheses and may hold
+     * anything: starttime is the 20th field after the closing one. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    for (int field = 0; field < 20 && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+int fp_store_attach_process(fp_store *s)
+{
+    fp_header *h = fp_hdr(s);
+    fp_proc *procs = fp_at(s, h->procs);
+    long pid = (long)getpid();
+    /* Entries are claimed once and never reused: series of a dead process
+     * keep pointing at its entry, which must keep saying it is dead. */
+    uint64_t i = fp_add(&h->nprocs, 1);
+    if (i >= h->max_procs) {
+        s->proc = 0;
+        return FP_EFULL;
+    }
+    fp_put(&procs[i].start, proc_start(pid));
+    fp_store_rel(&procs[i].pid, (uint64_t)pid);
+    s->proc = (uint32_t)i + 1;
+    return FP_OK;
+}
+
+int fp_proc_alive(const fp_store *s, uint32_t proc)
+{
+    fp_header *h = fp_hdr(s);
+    if (proc == 0 || proc > h->max_procs)
+        return 1; /* unknown: count it as alive rather than lose it */
+    const fp_proc *e = (const fp_proc *)fp_at(s, h->procs) + (proc - 1);
+    long pid = (long)fp_load_acq(&e->pid);
+    if (pid <= 0)
+        return 0;
+    if (pid == (long)getpid())
+        return s->proc == proc;
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        return 0;
+    uint64_t start = fp_load(&e->start);
+    return start == 0 || proc_start(pid) == start;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *path, const char *detail)
+{
+    snprintf(err, errlen, fmt, path, detail);
+}
+
+int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen)
+{
+    if (size < (1u << 20))
+        size = 1u << 20;
+    s->base = NULL;
+    s->fd = -1;
+    s->proc = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_err(err, errlen,
+                "cannot open the metrics store file %s: %s; set PROMETHEUS_MULTIPROC_DIR to a directory "
+                "every worker can write to",
+                path, strerror(errno));
+        return FP_EFILE;
+    }
+    /* Only creation and checking of the file is serialised, with a lock on
+     * the file itself; updates never take it. */
+    if (flock(fd, LOCK_EX) != 0) {
+        set_err(err, errlen, "cannot lock the metrics store file %s: %s", path, strerror(errno));
+        close(fd);
+        return FP_EFILE;
+    }
+    struct stat st;
+    int rc = FP_EFILE;
+    if (fstat(fd, &st) != 0) {
+        set_err(err, errlen, "cannot stat the metrics store file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    int fresh = st.st_size == 0;
+    if (fresh && ftruncate(fd, (off_t)size) != 0) {
+        set_err(err, errlen, "cannot size the metrics store file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    uint64_t map_size = fresh ? size : (uint64_t)st.st_size;
+    if (!fresh && map_size < sizeof(fp_header)) {
+        set_err(err, errlen,
+                "the metrics store file %s is %s; delete it (with every worker stopped) and start again",
+                path, "truncated");
+        goto out;
+    }
+    void *base = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        set_err(err, errlen, "cannot map the metrics store file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    s->base = base;
+    s->size = map_size;
+    s->fd = fd;
+    fp_header *h = base;
+    if (fresh) {
+        if (init_arena(s, size) != FP_OK) {
+            set_err(err, errlen, "the metrics store file %s is too small (%s)", path, "raise its size");
+            goto unmap;
+        }
+    } else {
+        const char *why = NULL;
+        uint64_t magic = fp_load_acq((fp_word *)&h->magic);
+        if (magic != FP_MAGIC)
+            why = "not a fastprom store (or was left half-made)";
+        else if (h->version != FP_LAYOUT_VERSION)
+            why = "written by another version of fastprom";
+        else if (h->size != map_size)
+            why = "truncated or resized";
+        else if (h->slots == 0 || h->families == 0 || h->procs == 0 || h->slots >= map_size ||
+                 h->families >= map_size || h->procs >= map_size || (h->nslots & (h->nslots - 1)) ||
+                 h->slots + h->nslots * sizeof(fp_word) > map_size || fp_load(&h->top) < sizeof(fp_header))
+            why = "corrupt";
+        if (why) {
+            set_err(err, errlen,
+                    "the metrics store file %s is %s; delete it (with every worker stopped) or point "
+                    "PROMETHEUS_MULTIPROC_DIR at an empty directory",
+                    path, why);
+            goto unmap;
+        }
+    }
+    fp_store_attach_process(s);
+    rc = FP_OK;
+    goto out;
+unmap:
+    munmap(base, map_size);
+    s->base = NULL;
+    s->fd = -1;
+out:
+    flock(fd, LOCK_UN);
+    if (rc != FP_OK)
+        close(fd);
+    return rc;
+}
+
 void fp_store_close(fp_store *s)
 {
     if (s->base)
         munmap(s->base, s->size);
+    if (s->fd >= 0)
+        close(s->fd);
     s->base = NULL;
+    s->fd = -1;
 }
 
 uint32_t fp_family_count(const fp_store *s) { return fp_load32_acq(&fp_hdr(s)->nfamilies); }
@@ -101,16 +286,36 @@ fp_family *fp_family_get(const fp_store *s, uint32_t index)
     return off ? fp_at(s, off) : NULL;
 }
 
-int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
-                  const char *help, size_t help_len, const char *unit, size_t unit_len,
-                  const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
-                  const double *buckets, uint32_t nbuckets, uint32_t *out_index)
+/* 1 if family f has exactly this shape. */
+static int same_family(const fp_store *s, const fp_family *f, uint32_t type, const char *unit, size_t unit_len,
+                       const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
+                       const double *buckets, uint32_t nbuckets, uint32_t mpmode)
+{
+    if (f->type != type || f->nlabels != nlabels || f->mpmode != mpmode || f->unit_len != unit_len ||
+        memcmp(fp_at(s, f->unit), unit, unit_len) != 0)
+        return 0;
+    if (type == FP_HISTOGRAM &&
+        (f->nbuckets != nbuckets || memcmp(fp_at(s, f->buckets), buckets, sizeof(double) * nbuckets) != 0))
+        return 0;
+    const fp_off *ln = nlabels ? fp_at(s, f->labelnames) : NULL;
+    for (uint32_t i = 0; i < nlabels; i++) {
+        const char *n = fp_at(s, ln[i]);
+        if (strlen(n) != labelname_lens[i] || memcmp(n, labelnames[i], labelname_lens[i]) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int family_add_locked(fp_store *s, uint32_t type, const char *name, size_t name_len,
+                             const char *help, size_t help_len, const char *unit, size_t unit_len,
+                             const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
+                             const double *buckets, uint32_t nbuckets, uint32_t mpmode, uint32_t *out_index)
 {
     fp_header *h = fp_hdr(s);
     uint32_t ncells;
     switch (type) {
     case FP_COUNTER: ncells = 2; break;
-    case FP_GAUGE: ncells = 1; break;
+    case FP_GAUGE: ncells = 2; break; /* value, and when it was last written */
     case FP_SUMMARY: ncells = 2; break;
     case FP_HISTOGRAM:
         if (nbuckets < 1 || !buckets)
@@ -119,8 +324,25 @@ int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
         break;
     default: return FP_EINVAL;
     }
-    if (name_len > UINT32_MAX || help_len > UINT32_MAX || unit_len > UINT32_MAX)
+    if (name_len > UINT32_MAX || help_len > UINT32_MAX || unit_len > UINT32_MAX ||
+        (mpmode != FP_MP_NONE && type != FP_GAUGE) || mpmode > FP_MP_LIVEMOSTRECENT)
         return FP_EINVAL;
+
+    /* In a shared store every process declares the same families: the
+     * first one adds it, the others find it. */
+    if (s->fd >= 0) {
+        uint32_t n = fp_family_count(s);
+        for (uint32_t i = 0; i < n; i++) {
+            fp_family *f = fp_family_get(s, i);
+            if (f && f->name_len == name_len && memcmp(fp_at(s, f->name), name, name_len) == 0) {
+                if (!same_family(s, f, type, unit, unit_len, labelnames, labelname_lens, nlabels, buckets,
+                                 nbuckets, mpmode))
+                    return FP_EMISMATCH;
+                *out_index = i;
+                return FP_OK;
+            }
+        }
+    }
 
     fp_off off = arena_alloc(s, sizeof(fp_family));
     if (!off)
@@ -130,6 +352,7 @@ int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
     f->nlabels = nlabels;
     f->nbuckets = type == FP_HISTOGRAM ? nbuckets : 0;
     f->ncells = ncells;
+    f->mpmode = s->fd >= 0 ? mpmode : FP_MP_NONE;
     f->name_len = (uint32_t)name_len;
     f->help_len = (uint32_t)help_len;
     f->unit_len = (uint32_t)unit_len;
@@ -155,8 +378,9 @@ int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
     }
 
     /* Claim an index, fill its slot, then publish the count.  Family
-     * creation is serialised by the caller (it is rare); the release on
-     * the count makes the record visible to renderers. */
+     * creation is serialised (by the caller in a process, by the file lock
+     * across processes); the release on the count makes the record visible
+     * to renderers. */
     uint32_t idx = fp_load32_acq(&h->nfamilies);
     if (idx >= h->max_families)
         return FP_EFULL;
@@ -165,6 +389,20 @@ int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
     fp_store32_rel(&h->nfamilies, idx + 1);
     *out_index = idx;
     return FP_OK;
+}
+
+int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
+                  const char *help, size_t help_len, const char *unit, size_t unit_len,
+                  const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
+                  const double *buckets, uint32_t nbuckets, uint32_t mpmode, uint32_t *out_index)
+{
+    if (s->fd >= 0 && flock(s->fd, LOCK_EX) != 0)
+        return FP_EFILE;
+    int rc = family_add_locked(s, type, name, name_len, help, help_len, unit, unit_len, labelnames,
+                               labelname_lens, nlabels, buckets, nbuckets, mpmode, out_index);
+    if (s->fd >= 0)
+        flock(s->fd, LOCK_UN);
+    return rc;
 }
 
 size_t fp_escape_value(char *dst, const char *src, size_t len)
@@ -264,7 +502,7 @@ static void family_append(fp_store *s, fp_family *f, fp_off off)
 }
 
 int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const size_t *lens,
-                  int create, fp_series **out)
+                  int create, int overflow, fp_series **out)
 {
     fp_header *h = fp_hdr(s);
     fp_family *f = fp_family_get(s, family);
@@ -274,6 +512,22 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
     char *text = label_text(s, f, values, lens, &len);
     if (!text)
         return FP_ENOMEM;
+    size_t base_len = len;
+    uint32_t proc = 0;
+    if (f->mpmode != FP_MP_NONE && s->fd >= 0) {
+        /* A per-process series: this process's pid is part of its key. */
+        char pid[48];
+        int n = snprintf(pid, sizeof pid, "%spid=\"%ld\"", len ? "," : "", (long)getpid());
+        char *t = realloc(text, len + (size_t)n + 1);
+        if (!t) {
+            free(text);
+            return FP_ENOMEM;
+        }
+        text = t;
+        memcpy(text + len, pid, (size_t)n);
+        len += (size_t)n;
+        proc = s->proc;
+    }
     if (len > UINT32_MAX) {
         free(text);
         return FP_EINVAL;
@@ -298,12 +552,12 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
         if (!create)
             break;
         if (!mine) {
-            if (fp_load(&h->nseries) >= h->max_series) {
+            if (fp_load(&h->nseries) >= (overflow ? h->max_series_overflow : h->max_series)) {
                 rc = FP_EFULL;
                 break;
             }
-            mine = arena_alloc(s, sizeof(fp_series) + sizeof(fp_word) * f->ncells);
-            fp_off t = mine ? arena_strdup(s, text, len) : 0;
+            mine = arena_alloc_in(s, sizeof(fp_series) + sizeof(fp_word) * f->ncells, overflow);
+            fp_off t = mine ? arena_strdup_in(s, text, len, overflow) : 0;
             if (!t) {
                 rc = FP_ENOMEM;
                 break;
@@ -313,6 +567,8 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
             se->hash = hash;
             se->text = t;
             se->text_len = (uint32_t)len;
+            se->base_len = (uint32_t)base_len;
+            se->proc = proc;
             fp_stored(&se->created, fp_now());
             atomic_init(&se->state, FP_LIVE);
         }
@@ -341,7 +597,7 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
 int fp_series_remove(fp_store *s, uint32_t family, const char *const *values, const size_t *lens)
 {
     fp_series *se;
-    int rc = fp_series_get(s, family, values, lens, 0, &se);
+    int rc = fp_series_get(s, family, values, lens, 0, 0, &se);
     if (rc == FP_OK)
         fp_store32_rel(&se->state, FP_REMOVED);
     return rc;

@@ -20,7 +20,9 @@
 #include "atomics.h"
 
 #define FP_MAGIC 0x314d5250545346ULL /* "FSTPRM1" */
-#define FP_LAYOUT_VERSION 1u
+/* Bumped whenever the arena layout changes: a store file written by
+ * another layout is refused at start-up. */
+#define FP_LAYOUT_VERSION 2u
 
 enum fp_type { FP_COUNTER = 1, FP_GAUGE = 2, FP_HISTOGRAM = 3, FP_SUMMARY = 4 };
 
@@ -30,6 +32,17 @@ enum fp_status {
     FP_EFULL = -2,    /* the series table or family table is full */
     FP_EINVAL = -3,   /* bad argument (caller should have validated) */
     FP_ENOTFOUND = -4,
+    FP_EMISMATCH = -5, /* a family of that name exists with another shape */
+    FP_EFILE = -6,     /* a store file could not be opened or is unusable */
+};
+
+/* How a gauge combines across processes sharing a store (prometheus_client's
+ * multiprocess_mode).  Gauges with a mode keep one series per process, with
+ * a pid label; the modes differ only in how they are rendered. */
+enum fp_mpmode {
+    FP_MP_NONE = 0,
+    FP_MP_ALL, FP_MP_LIVEALL, FP_MP_SUM, FP_MP_LIVESUM, FP_MP_MAX, FP_MP_LIVEMAX,
+    FP_MP_MIN, FP_MP_LIVEMIN, FP_MP_MOSTRECENT, FP_MP_LIVEMOSTRECENT,
 };
 
 /* Series states. */
@@ -55,8 +68,20 @@ typedef struct {
     fp_word top;            /* bump pointer */
     fp_word nseries;        /* series created (dedup losers excluded) */
     fp_word32 nfamilies;
-    uint32_t pad;
+    uint32_t max_procs;
+    uint64_t reserve;       /* arena bytes kept for overflow series */
+    uint64_t max_series_overflow;
+    fp_off procs;           /* fp_proc[max_procs] */
+    fp_word nprocs;
+    fp_word overflowed;     /* label lookups sent to an overflow series */
 } fp_header;
+
+/* A process attached to the store: its pid and start time (clock ticks
+ * since boot, from /proc), so a reused pid is not taken for it. */
+typedef struct {
+    fp_word pid;
+    fp_word start;
+} fp_proc;
 
 typedef struct {
     uint32_t type;
@@ -69,13 +94,17 @@ typedef struct {
     fp_off labelnames;      /* fp_off[nlabels] of NUL-terminated strings */
     fp_off buckets;         /* double[nbuckets] */
     fp_word head, tail;     /* series list in creation order */
+    uint32_t mpmode;        /* enum fp_mpmode; used only in a shared store */
+    uint32_t pad;
 } fp_family;
 
 typedef struct {
     uint32_t family;
     fp_word32 state;
     uint64_t hash;
-    uint32_t text_len;      /* escaped label pairs: a="x",b="y" */
+    uint32_t text_len;      /* escaped label pairs: a="x",b="y"[,pid="N"] */
+    uint32_t base_len;      /* the same without the pid label */
+    uint32_t proc;          /* 1 + process table index for per-process series, else 0 */
     uint32_t pad;
     fp_off text;
     fp_word next;           /* next series of the same family */
@@ -97,6 +126,8 @@ typedef struct {
 typedef struct {
     char *base;
     uint64_t size;
+    int fd;                 /* the store file, or -1 for a private store */
+    uint32_t proc;          /* our process table entry (1-based), 0 if none */
 } fp_store;
 
 /* Cell layout per type:
@@ -119,6 +150,8 @@ static inline double fp_counter_value(const fp_series *se)
 
 static inline void fp_gauge_set(fp_series *se, double v) { fp_stored(&se->cells[0], v); }
 static inline void fp_gauge_add(fp_series *se, double v) { fp_addd(&se->cells[0], v); }
+/* Per-process gauges also record when they were last written (mostrecent). */
+static inline void fp_gauge_touch(fp_series *se, double now) { fp_stored(&se->cells[1], now); }
 static inline double fp_gauge_value(const fp_series *se) { return fp_loadd(&se->cells[0]); }
 
 /* Index of the first bucket whose upper bound is >= v (the last is +Inf). */
@@ -152,14 +185,26 @@ static inline void fp_summary_observe(fp_series *se, double v)
 /* Maps an anonymous arena of `size` bytes (pages are used on demand).
  * Returns FP_OK or FP_ENOMEM. */
 int fp_store_open(fp_store *s, uint64_t size);
+
+/* Maps the store file at `path`, shared with every process that maps it,
+ * creating it (sparse, `size` bytes) if it does not exist, and registers
+ * this process in it.  On failure returns FP_EFILE with a message for the
+ * user in err. */
+int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen);
 void fp_store_close(fp_store *s);
+
+/* Registers the calling process (again, after a fork).  0 or FP_EFULL. */
+int fp_store_attach_process(fp_store *s);
+
+/* 1 if process table entry `proc` (1-based) is a live process, else 0. */
+int fp_proc_alive(const fp_store *s, uint32_t proc);
 
 /* Adds a family.  Strings are UTF-8 with lengths; buckets must be sorted
  * and end with +Inf for histograms.  0 or a negative fp_status. */
 int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
                   const char *help, size_t help_len, const char *unit, size_t unit_len,
                   const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
-                  const double *buckets, uint32_t nbuckets, uint32_t *out_index);
+                  const double *buckets, uint32_t nbuckets, uint32_t mpmode, uint32_t *out_index);
 
 fp_family *fp_family_get(const fp_store *s, uint32_t index);
 uint32_t fp_family_count(const fp_store *s);
@@ -167,9 +212,11 @@ uint32_t fp_family_count(const fp_store *s);
 /* Finds the live series of `family` with these label values, creating it
  * when `create` is set.  Values are raw UTF-8.  Creating allocates from the
  * arena and a scratch buffer from the heap but takes no lock: concurrent
- * creators of one series agree on a single record.  0 or fp_status. */
+ * creators of one series agree on a single record.  In a shared store a
+ * gauge with a multiprocess mode gets this process's own series.  With
+ * `overflow` set the arena's reserve may be used.  0 or fp_status. */
 int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const size_t *lens,
-                  int create, fp_series **out);
+                  int create, int overflow, fp_series **out);
 
 /* Marks one series (or every series of the family) removed: it is no longer
  * rendered or found, and a later lookup creates a fresh one. */

@@ -35,21 +35,54 @@ def wait_for(port, proc, timeout=30.0):
 
 
 @contextlib.contextmanager
-def uvicorn_server(lib="fastprom", opts=None, expose=None, extra_args=(), env=None, app="instrumented:create_app"):
-    """Serves tests/apps/<app> with uvicorn; yields the base URL."""
+def uvicorn_server(lib="fastprom", opts=None, expose=None, extra_args=(), env=None, app="instrumented:create_app",
+                   server="uvicorn", workers=1):
+    """Serves tests/apps/<app> with uvicorn (or gunicorn with uvicorn
+    workers); yields the base URL.  The process is in .proc of the URL object."""
     port = free_port()
     e = dict(os.environ, FASTPROM_TEST_LIB=lib, FASTPROM_TEST_OPTS=json.dumps(opts or {}),
              FASTPROM_TEST_EXPOSE=json.dumps(expose or {}), PYTHONUNBUFFERED="1")
     e.update(env or {})
-    cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--app-dir", os.path.join(HERE, "apps"),
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra_args]
+    apps = os.path.join(HERE, "apps")
+    if server == "gunicorn":
+        module, func = app.split(":")
+        cmd = [sys.executable, "-m", "gunicorn", f"{module}:{func}()", "--chdir", apps, "-k",
+               "uvicorn.workers.UvicornWorker", "-w", str(workers), "--bind", f"127.0.0.1:{port}",
+               "--log-level", "warning", "--graceful-timeout", "5", *extra_args]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--app-dir", apps, "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", *extra_args]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    base = Base(f"http://127.0.0.1:{port}")
+    base.proc = proc
     try:
         wait_for(port, proc)
         yield base
     finally:
         stop(proc)
+
+
+class Base(str):
+    """A base URL that also carries the server process."""
+
+    proc: "subprocess.Popen[bytes]"
+
+
+def children(pid):
+    """Pids of a process's direct children (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
 
 
 def stop(proc, timeout=10.0):

@@ -302,15 +302,21 @@ def test_duplicate_registration(registry):
     assert generate_latest(registry).count(b"# HELP dup_total first") == 1
 
 
-def test_store_full_error_is_clear_and_keeps_existing_series():
+def test_full_store_counts_new_series_under_an_overflow_series():
     reg = CollectorRegistry(store_size=1 << 20)
-    c = Counter("many", "Many", ["i"], registry=reg)
-    with pytest.raises(fastprom.StoreFullError, match="many: the metrics store is full"):
-        for i in range(100_000):
-            c.labels(str(i)).inc()
-    assert reg.get_sample_value("many_total", {"i": "0"}) == 1
-    c.labels("0").inc()
-    assert reg.get_sample_value("many_total", {"i": "0"}) == 2
+    c = Counter("many", "Many", ["i", "j"], registry=reg)
+    n = 6000
+    with pytest.warns(RuntimeWarning, match="many: the metrics store is full"):
+        for i in range(n):
+            c.labels(str(i), "x").inc()
+    samples = {s.labels["i"]: s.value for m in reg.collect() for s in m.samples if s.name == "many_total"}
+    assert "fastprom_overflow" in samples and len(samples) < n
+    assert sum(samples.values()) == n  # nothing recorded is lost
+    overflowed = reg.get_sample_value("fastprom_store_overflow_total")
+    assert overflowed == samples["fastprom_overflow"]
+    c.labels("0", "x").inc()  # existing series keep working
+    assert reg.get_sample_value("many_total", {"i": "0", "j": "x"}) == 2
+    assert b'many_total{i="fastprom_overflow",j="fastprom_overflow"}' in generate_latest(reg)
 
 
 def test_no_reference_or_memory_leaks(registry):
@@ -431,7 +437,8 @@ def test_c_base_refuses_a_family_of_another_type(registry):
 def test_a_refused_huge_series_leaves_room_for_others():
     reg = CollectorRegistry(store_size=1 << 20)
     c = Counter("c", "C", ["v"], registry=reg)
-    with pytest.raises(fastprom.StoreFullError, match="arena is exhausted"):
+    with pytest.warns(RuntimeWarning, match="store is full"):
         c.labels("x" * (2 << 20)).inc()
     c.labels("small").inc()
     assert reg.get_sample_value("c_total", {"v": "small"}) == 1
+    assert reg.get_sample_value("c_total", {"v": "fastprom_overflow"}) == 1

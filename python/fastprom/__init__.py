@@ -5,7 +5,7 @@ import::
 
     from fastprom import Counter, Histogram, generate_latest
 """
-from ._core import StoreFullError, freeze_clock
+from ._core import StoreFileError, StoreFullError, freeze_clock
 from ._metric_types import DEFAULT_BUCKETS, Counter, Enum, Gauge, Histogram, Info, Summary
 from .collectors import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, GCCollector, PlatformCollector, ProcessCollector
 from .errors import DuplicateTimeseries, InvalidMetricError
@@ -32,6 +32,6 @@ __all__ = [
     "UntypedMetricFamily", "Sample", "Exemplar", "Timestamp",
     "ProcessCollector", "PlatformCollector", "GCCollector",
     "PROCESS_COLLECTOR", "PLATFORM_COLLECTOR", "GC_COLLECTOR",
-    "InvalidMetricError", "DuplicateTimeseries", "StoreFullError", "freeze_clock",
+    "InvalidMetricError", "DuplicateTimeseries", "StoreFullError", "StoreFileError", "freeze_clock",
     "Instrumentator", "PrometheusFastApiInstrumentator", "PrometheusInstrumentatorMiddleware", "metrics",
 ]

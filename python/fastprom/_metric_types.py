@@ -167,7 +167,8 @@ class StoreMetric:
         else:
             target._check_free(self._names())
         store = target._get_store()
-        family = store.add_family(self._core_type, full, documentation, unit, self._labelnames, buckets)
+        mpmode = self._mpmode() if target.shared_store() is not None else 0
+        family = store.add_family(self._core_type, full, documentation, unit, self._labelnames, buckets, mpmode)
         self._store = store
         self._bind(store, family, self._labelnames)  # type: ignore[attr-defined]
         if registry is not None:
@@ -175,6 +176,10 @@ class StoreMetric:
 
     def _names(self) -> List[str]:
         return [self._name] + [self._name + s for s in self._suffixes]
+
+    def _mpmode(self) -> int:
+        """How series combine across processes sharing a store (0: one shared cell)."""
+        return 0
 
     def describe(self) -> List[Metric]:
         """The family without samples."""
@@ -262,6 +267,15 @@ class Gauge(_core.GaugeBase, StoreMetric):
                                      f"one of {self._MODES}")
         self._multiprocess_mode = multiprocess_mode
         self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry)
+        if self._mpmode() and registry is not None and registry.shared_store() is not None:
+            from .multiprocess import track_per_process
+
+            track_per_process(self)
+
+    def _mpmode(self) -> int:
+        from .multiprocess import MODES
+
+        return MODES[self._multiprocess_mode]
 
     def set_to_current_time(self) -> None:
         """Sets the gauge to the current Unix time in seconds."""
@@ -285,6 +299,38 @@ class Gauge(_core.GaugeBase, StoreMetric):
 
     def _sample_rows(self, m: Metric, labels: Dict[str, str], created: float, data: Any) -> None:
         m.add_sample(self._name, labels, data)
+
+    def collect(self) -> List[Metric]:
+        """The family; per-process series of a shared store are combined by
+        ``multiprocess_mode`` as the exposition combines them."""
+        rows = self._series()
+        if not rows or not isinstance(rows[0][2], tuple):
+            return super().collect()
+        mode = self._multiprocess_mode
+        m = Metric(self._name, self._documentation, self._type, self._unit)
+        groups: Dict[Tuple[str, ...], Tuple[float, float]] = {}
+        for values, _created, (value, ts, alive) in rows:
+            if mode.startswith("live") and not alive:
+                continue
+            if mode in ("all", "liveall"):
+                m.add_sample(self._name, dict(zip(self._labelnames + ("pid",), values)), value)
+                continue
+            key = values[:-1]
+            if key not in groups:
+                groups[key] = (value, ts)
+                continue
+            old, old_ts = groups[key]
+            if mode.endswith("sum"):
+                groups[key] = (old + value, old_ts)
+            elif mode.endswith("max"):
+                groups[key] = (max(old, value), old_ts)
+            elif mode.endswith("min"):
+                groups[key] = (min(old, value), old_ts)
+            elif ts > old_ts:
+                groups[key] = (value, ts)
+        for key, (value, _ts) in groups.items():
+            m.add_sample(self._name, dict(zip(self._labelnames, key)), value)
+        return [m]
 
 
 def _check_buckets(name: str, buckets: Iterable[float]) -> Tuple[float, ...]:

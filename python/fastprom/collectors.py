@@ -13,13 +13,18 @@ from .registry import REGISTRY, CollectorRegistry
 
 
 class ProcessCollector:
-    """``process_*`` metrics of a process, read from /proc (Linux)."""
+    """``process_*`` metrics of a process, read from /proc (Linux).
+
+    In multiprocess mode (the default registry's store shared by workers)
+    it reports every live worker, each with a ``pid`` label.
+    """
 
     def __init__(self, namespace: str = "", pid: Callable[[], object] = lambda: "self",
                  proc: str = "/proc", registry: Optional[CollectorRegistry] = REGISTRY) -> None:
         self._namespace = namespace
         self._pid = pid
         self._proc = proc
+        self._registry = registry
         self._prefix = namespace + "_process_" if namespace else "process_"
         try:
             self._ticks = float(os.sysconf("SC_CLK_TCK"))
@@ -46,38 +51,61 @@ class ProcessCollector:
             "virtual_memory_bytes", "resident_memory_bytes", "start_time_seconds", "open_fds", "max_fds",
         )] + [CounterMetricFamily(p + "cpu_seconds", "")]
 
-    def collect(self) -> Iterable[Metric]:
-        if self._btime is None:
-            return []
-        p = self._prefix
-        out: List[Metric] = []
+    def _read(self, pid: str) -> Dict[str, float]:
+        """The values for one process (fewer when /proc does not say)."""
+        assert self._btime is not None
+        out: Dict[str, float] = {}
+        base = os.path.join(self._proc, pid)
         try:
-            pid = os.path.join(self._proc, str(self._pid()).strip())
-            with open(os.path.join(pid, "stat"), "rb") as f:
+            with open(os.path.join(base, "stat"), "rb") as f:
                 parts = f.read().split(b")")[-1].split()
-            out.append(GaugeMetricFamily(p + "virtual_memory_bytes", "Virtual memory size in bytes.",
-                                         value=float(parts[20])))
-            out.append(GaugeMetricFamily(p + "resident_memory_bytes", "Resident memory size in bytes.",
-                                         value=float(parts[21]) * self._pagesize))
-            start = float(parts[19]) / self._ticks + self._btime
-            out.append(GaugeMetricFamily(p + "start_time_seconds",
-                                         "Start time of the process since unix epoch in seconds.", value=start))
-            cpu = (float(parts[11]) + float(parts[12])) / self._ticks
-            out.append(CounterMetricFamily(p + "cpu_seconds", "Total user and system CPU time spent in seconds.",
-                                           value=cpu))
+            out["virtual_memory_bytes"] = float(parts[20])
+            out["resident_memory_bytes"] = float(parts[21]) * self._pagesize
+            out["start_time_seconds"] = float(parts[19]) / self._ticks + self._btime
+            out["cpu_seconds"] = (float(parts[11]) + float(parts[12])) / self._ticks
         except (OSError, IndexError, ValueError):
             return out
         try:
-            fds = len(os.listdir(os.path.join(pid, "fd")))
-            out.append(GaugeMetricFamily(p + "open_fds", "Number of open file descriptors.", value=float(fds)))
-            with open(os.path.join(pid, "limits"), "rb") as f:
+            out["open_fds"] = float(len(os.listdir(os.path.join(base, "fd"))))
+            with open(os.path.join(base, "limits"), "rb") as f:
                 for line in f:
                     if line.startswith(b"Max open files"):
-                        out.append(GaugeMetricFamily(p + "max_fds", "Maximum number of open file descriptors.",
-                                                     value=float(line.split()[3])))
+                        out["max_fds"] = float(line.split()[3])
                         break
         except (OSError, IndexError, ValueError):
             pass
+        return out
+
+    _DOCS = (
+        ("virtual_memory_bytes", "Virtual memory size in bytes."),
+        ("resident_memory_bytes", "Resident memory size in bytes."),
+        ("start_time_seconds", "Start time of the process since unix epoch in seconds."),
+        ("cpu_seconds", "Total user and system CPU time spent in seconds."),
+        ("open_fds", "Number of open file descriptors."),
+        ("max_fds", "Maximum number of open file descriptors."),
+    )
+
+    def collect(self) -> Iterable[Metric]:
+        if self._btime is None:
+            return []
+        shared = self._registry.shared_store() if self._registry is not None else None
+        if shared is not None:
+            from .multiprocess import live_pids
+
+            rows = [([str(pid)], self._read(str(pid))) for pid in live_pids(shared)]
+            labels: Optional[List[str]] = ["pid"]
+        else:
+            rows = [([], self._read(str(self._pid()).strip()))]
+            labels = None
+        out: List[Metric] = []
+        for key, doc in self._DOCS:
+            cls = CounterMetricFamily if key == "cpu_seconds" else GaugeMetricFamily
+            fam = cls(self._prefix + key, doc, labels=labels)
+            for label_values, values in rows:
+                if key in values:
+                    fam.add_metric(label_values, values[key])
+            if fam.samples:
+                out.append(fam)
         return out
 
 

@@ -3,7 +3,7 @@
 Every error about bad input is a :class:`ValueError` subclass, as in
 prometheus_client, so ``except ValueError`` keeps working after switching.
 """
-from ._core import StoreFullError
+from ._core import StoreFileError, StoreFullError
 
 
 class InvalidMetricError(ValueError):
@@ -14,4 +14,4 @@ class DuplicateTimeseries(ValueError):
     """A collector's time series are already registered in the registry."""
 
 
-__all__ = ["InvalidMetricError", "DuplicateTimeseries", "StoreFullError"]
+__all__ = ["InvalidMetricError", "DuplicateTimeseries", "StoreFullError", "StoreFileError"]

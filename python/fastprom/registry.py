@@ -39,16 +39,32 @@ class CollectorRegistry:
         self._store_size = store_size
         self._store: Optional[_core.Store] = None
         self._target_info: Optional[Dict[str, str]] = None
+        # Only the default registry goes into the multiprocess store.
+        self._multiprocess = False
         if target_info is not None:
             self.set_target_info(target_info)
 
     def _get_store(self) -> _core.Store:
-        """The registry's store, created on first use."""
+        """The registry's store, created on first use: for the default
+        registry in multiprocess mode, the shared store file."""
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = _core.Store(self._store_size)
+                    from . import multiprocess
+
+                    directory = multiprocess.directory() if self._multiprocess else None
+                    if directory:
+                        self._store = multiprocess.open_store(directory)
+                        self._shared = True
+                    else:
+                        self._store = _core.Store(self._store_size)
         return self._store
+
+    _shared = False
+
+    def shared_store(self) -> Optional[_core.Store]:
+        """The store shared with other processes, or None (not in multiprocess mode)."""
+        return self._store if self._shared else None
 
     def _collector_names(self, collector: object) -> List[str]:
         names_of = getattr(collector, "_names", None)
@@ -111,14 +127,32 @@ class CollectorRegistry:
             from .metrics_core import InfoMetricFamily
 
             items.append(InfoMetricFamily("target", "Target metadata", value=self._target_info))
+        if self._shared and self._store is not None:
+            # Every family in the shared store, whichever worker declared it.
+            items.extend(range(self._store.family_count()))
         for c in collectors:
             if isinstance(c, StoreMetric) and c._store is self._store:
-                items.append(c._family)  # type: ignore[attr-defined]
+                if not self._shared:
+                    items.append(c._family)  # type: ignore[attr-defined]
             else:
                 items.extend(c.collect())  # type: ignore[attr-defined]
+        items.extend(self._store_families())
         for c in extra:
             items.extend(c.collect())  # type: ignore[attr-defined]
         return items
+
+    def _store_families(self) -> List[Metric]:
+        """``fastprom_store_overflow_total`` once the store has overflowed."""
+        if self._store is None:
+            return []
+        overflowed = self._store.stats()["overflowed"]
+        if not overflowed:
+            return []
+        from .metrics_core import CounterMetricFamily
+
+        return [CounterMetricFamily(
+            "fastprom_store_overflow", "Label lookups counted under an overflow series because the metrics "
+            "store was full.", value=overflowed)]
 
     def render(self, openmetrics: bool = False, extra: Iterable[object] = ()) -> bytes:
         """The exposition of everything registered (then of ``extra``
@@ -140,6 +174,7 @@ class CollectorRegistry:
             yield InfoMetricFamily("target", "Target metadata", value=self._target_info)
         for c in collectors:
             yield from c.collect()  # type: ignore[attr-defined]
+        yield from self._store_families()
 
     def restricted_registry(self, names: Iterable[str]) -> "RestrictedRegistry":
         """A view that renders only the families with these sample names."""
@@ -200,5 +235,7 @@ class _EmptyStore:
 
 _EMPTY = _EmptyStore()
 
-#: The default registry, as prometheus_client's ``REGISTRY``.
+#: The default registry, as prometheus_client's ``REGISTRY``; in
+#: multiprocess mode its store is shared by every worker.
 REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY._multiprocess = True

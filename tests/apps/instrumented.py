@@ -54,6 +54,10 @@ def create_app():
     def health():
         return {"ok": True}
 
+    @app.get("/pid")
+    def pid():
+        return {"pid": os.getpid()}
+
     @app.get("/custom")
     def custom():
         CUSTOM.inc()

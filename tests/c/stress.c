@@ -81,7 +81,7 @@ static fp_series *get2(uint32_t fam, const char *a, const char *b, int create)
     const char *v[2] = {a, b};
     size_t l[2] = {strlen(a), strlen(b)};
     fp_series *se = NULL;
-    int rc = fp_series_get(&store, fam, v, l, create, &se);
+    int rc = fp_series_get(&store, fam, v, l, create, 0, &se);
     CHECK(rc == FP_OK && se, "fp_series_get(%s, %s) = %d", a, b, rc);
     return rc == FP_OK ? se : NULL;
 }
@@ -91,7 +91,7 @@ static fp_series *get1(uint32_t fam, const char *a, int create)
     const char *v[1] = {a};
     size_t l[1] = {strlen(a)};
     fp_series *se = NULL;
-    int rc = fp_series_get(&store, fam, v, l, create, &se);
+    int rc = fp_series_get(&store, fam, v, l, create, 0, &se);
     CHECK(rc == FP_OK && se, "fp_series_get(%s) = %d", a, rc);
     return rc == FP_OK ? se : NULL;
 }
@@ -99,7 +99,7 @@ static fp_series *get1(uint32_t fam, const char *a, int create)
 static fp_series *get0(uint32_t fam, int create)
 {
     fp_series *se = NULL;
-    int rc = fp_series_get(&store, fam, NULL, NULL, create, &se);
+    int rc = fp_series_get(&store, fam, NULL, NULL, create, 0, &se);
     CHECK(rc == FP_OK && se, "fp_series_get() = %d", rc);
     return rc == FP_OK ? se : NULL;
 }
@@ -671,7 +671,7 @@ static void check_totals(void)
         snprintf(b, sizeof b, "g%ld", gens);
         const char *v[2] = {"race", b};
         size_t l[2] = {4, strlen(b)};
-        CHECK(fp_series_get(&store, fam_counter, v, l, 0, &se) == FP_ENOTFOUND, "race/%s exists", b);
+        CHECK(fp_series_get(&store, fam_counter, v, l, 0, 0, &se) == FP_ENOTFOUND, "race/%s exists", b);
     }
     CHECK(race_total == (uint64_t)(NWRITERS * iters), "race series add up to %llu", (unsigned long long)race_total);
     long bad_new = 0;
@@ -917,7 +917,7 @@ static uint32_t add_family(uint32_t type, const char *name, const char *help, co
         lens[i] = strlen(labels[i]);
     uint32_t idx = UINT32_MAX;
     int rc = fp_family_add(&store, type, name, strlen(name), help, strlen(help), unit, strlen(unit), labels, lens,
-                           nlabels, bk, nb, &idx);
+                           nlabels, bk, nb, FP_MP_NONE, &idx);
     CHECK(rc == FP_OK, "fp_family_add(%s) = %d", name, rc);
     if (rc != FP_OK) {
         fprintf(stderr, "cannot continue\n");
