@@ -59,7 +59,8 @@ static PyObject *raise_status(PyTypeObject *tp, int rc, const char *what)
     case FP_EMISMATCH:
         PyErr_Format(PyExc_ValueError,
                      "%s: the shared metrics store already has a metric of this name with another type, "
-                     "labels, buckets or multiprocess mode (is another version of the app running?)",
+                     "labels, buckets or multiprocess mode (from an earlier deploy, or another version of "
+                     "the app still running): empty PROMETHEUS_MULTIPROC_DIR when no worker is running",
                      what);
         break;
     case FP_EFILE:

@@ -239,3 +239,12 @@ def test_shared_store_overflows_instead_of_failing(tmp_path):
     s = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in parse_text(body) for x in f.samples}
     wide = {dict(k[1])["i"]: v for k, v in s.items() if k[0] == "wide_total"}
     assert sum(wide.values()) == 8000 and wide["fastprom_overflow"] == s[("fastprom_store_overflow_total", ())]
+
+
+def test_a_changed_metric_is_refused_with_advice(tmp_path):
+    assert _start_with(tmp_path).returncode == 0
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", "import fastprom; fastprom.Counter('x', 'X', ['new_label'])"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "x: the shared metrics store already has a metric of this name" in r.stderr
+    assert "empty PROMETHEUS_MULTIPROC_DIR" in r.stderr
