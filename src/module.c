@@ -9,6 +9,7 @@
 #include <math.h>
 #include <structmember.h>
 
+#include "quantile.h"
 #include "render.h"
 #include "store.h"
 
@@ -131,32 +132,69 @@ static const char *utf8_of(PyObject *o, Py_ssize_t *len, const char *what)
     return PyUnicode_AsUTF8AndSize(o, len);
 }
 
-static PyObject *Store_add_family(StoreObject *self, PyObject *args)
+/* Reads a tuple of floats (or None) into a new PyMem array; strictly
+ * ascending and not NaN.  0 or -1 with an exception set. */
+static int float_tuple(PyObject *t, const char *what, double **out, Py_ssize_t *n)
 {
-    int type, mpmode = FP_MP_NONE;
-    PyObject *name, *help, *unit, *labelnames, *buckets;
-    if (!PyArg_ParseTuple(args, "iUUUO!O|i:add_family", &type, &name, &help, &unit,
-                          &PyTuple_Type, &labelnames, &buckets, &mpmode))
-        return NULL;
-    if (mpmode < FP_MP_NONE || mpmode > FP_MP_LIVEMOSTRECENT || (mpmode != FP_MP_NONE && type != FP_GAUGE)) {
-        PyErr_Format(PyExc_ValueError, "add_family: invalid multiprocess mode %d", mpmode);
-        return NULL;
+    *out = NULL;
+    *n = 0;
+    if (t == Py_None)
+        return 0;
+    if (!PyTuple_Check(t)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple of floats or None", what);
+        return -1;
     }
+    *n = PyTuple_GET_SIZE(t);
+    if (!(*out = PyMem_Calloc((size_t)*n + 1, sizeof **out))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        double v = PyFloat_AsDouble(PyTuple_GET_ITEM(t, i));
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+        if (isnan(v) || (i && v <= (*out)[i - 1])) {
+            PyErr_Format(PyExc_ValueError, "%s must be sorted, distinct and not NaN", what);
+            return -1;
+        }
+        (*out)[i] = v;
+    }
+    return 0;
+}
+
+static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"type", "name", "help", "unit", "labelnames", "buckets", "mpmode",
+                             "quantiles", "max_age", "age_buckets", NULL};
+    int type, mpmode = FP_MP_NONE, age_buckets = 5;
+    double max_age = 600.0;
+    PyObject *name, *help, *unit, *labelnames, *buckets = Py_None, *quantiles = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iUUUO!|OiOdi:add_family", kwlist, &type, &name, &help, &unit,
+                                     &PyTuple_Type, &labelnames, &buckets, &mpmode, &quantiles, &max_age,
+                                     &age_buckets))
+        return NULL;
     if (type < FP_COUNTER || type > FP_SUMMARY) {
         PyErr_Format(PyExc_ValueError, "add_family: unknown metric type %d", type);
         return NULL;
     }
-    Py_ssize_t nl, hl, ul, n = PyTuple_GET_SIZE(labelnames);
-    const char *np = PyUnicode_AsUTF8AndSize(name, &nl);
-    const char *hp = PyUnicode_AsUTF8AndSize(help, &hl);
-    const char *up = PyUnicode_AsUTF8AndSize(unit, &ul);
-    if (!np || !hp || !up)
+    if (mpmode < FP_MP_NONE || mpmode > FP_MP_LIVEMOSTRECENT || (mpmode != FP_MP_NONE && type != FP_GAUGE)) {
+        PyErr_Format(PyExc_ValueError, "add_family: invalid multiprocess mode %d", mpmode);
         return NULL;
+    }
+    fp_family_spec sp = {.type = (uint32_t)type, .mpmode = (uint32_t)mpmode, .max_age = max_age};
+    Py_ssize_t nl, hl, ul, n = PyTuple_GET_SIZE(labelnames), nb = 0, nq = 0;
+    sp.name = PyUnicode_AsUTF8AndSize(name, &nl);
+    sp.help = PyUnicode_AsUTF8AndSize(help, &hl);
+    sp.unit = PyUnicode_AsUTF8AndSize(unit, &ul);
+    if (!sp.name || !sp.help || !sp.unit)
+        return NULL;
+    sp.name_len = (size_t)nl;
+    sp.help_len = (size_t)hl;
+    sp.unit_len = (size_t)ul;
     PyObject *result = NULL;
     const char **lp = PyMem_Calloc((size_t)n + 1, sizeof *lp);
     size_t *ll = PyMem_Calloc((size_t)n + 1, sizeof *ll);
-    double *bv = NULL;
-    Py_ssize_t nb = 0;
+    double *bv = NULL, *qv = NULL;
     if (!lp || !ll) {
         PyErr_NoMemory();
         goto done;
@@ -167,41 +205,36 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args)
             goto done;
         ll[i] = (size_t)len;
     }
-    if (buckets != Py_None) {
-        if (!PyTuple_Check(buckets)) {
-            PyErr_SetString(PyExc_TypeError, "buckets must be a tuple of floats or None");
-            goto done;
-        }
-        nb = PyTuple_GET_SIZE(buckets);
-        if (!(bv = PyMem_Calloc((size_t)nb + 1, sizeof *bv))) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < nb; i++) {
-            bv[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(buckets, i));
-            if (bv[i] == -1.0 && PyErr_Occurred())
-                goto done;
-            if (isnan(bv[i]) || (i && bv[i] <= bv[i - 1])) {
-                PyErr_SetString(PyExc_ValueError, "buckets must be sorted, distinct and not NaN");
-                goto done;
-            }
-        }
-        if (type == FP_HISTOGRAM && (nb == 0 || !isinf(bv[nb - 1]) || bv[nb - 1] < 0)) {
-            PyErr_SetString(PyExc_ValueError, "histogram buckets must end with +Inf");
-            goto done;
-        }
+    if (float_tuple(buckets, "buckets", &bv, &nb) < 0 || float_tuple(quantiles, "quantiles", &qv, &nq) < 0)
+        goto done;
+    if (type == FP_HISTOGRAM && (nb == 0 || !isinf(bv[nb - 1]) || bv[nb - 1] < 0)) {
+        PyErr_SetString(PyExc_ValueError, "histogram buckets must end with +Inf");
+        goto done;
     }
+    if (nq && (type != FP_SUMMARY || nq > FP_Q_MAX_QUANTILES || qv[0] < 0 || qv[nq - 1] > 1 || age_buckets < 1 ||
+               age_buckets > (int)FP_Q_MAX_AGE_BUCKETS || !(max_age > 0) || !isfinite(max_age))) {
+        PyErr_SetString(PyExc_ValueError, "add_family: invalid quantiles, max_age or age_buckets");
+        goto done;
+    }
+    sp.labelnames = lp;
+    sp.labelname_lens = ll;
+    sp.nlabels = (uint32_t)n;
+    sp.buckets = bv;
+    sp.nbuckets = (uint32_t)nb;
+    sp.quantiles = qv;
+    sp.nquantiles = (uint32_t)nq;
+    sp.age_buckets = (uint32_t)age_buckets;
     uint32_t idx;
-    int rc = fp_family_add(&self->st, (uint32_t)type, np, (size_t)nl, hp, (size_t)hl, up, (size_t)ul, lp, ll,
-                           (uint32_t)n, bv, (uint32_t)nb, (uint32_t)mpmode, &idx);
+    int rc = fp_family_add(&self->st, &sp, &idx);
     if (rc != FP_OK)
-        raise_status(Py_TYPE(self), rc, np);
+        raise_status(Py_TYPE(self), rc, sp.name);
     else
         result = PyLong_FromUnsignedLong(idx);
 done:
     PyMem_Free(lp);
     PyMem_Free(ll);
     PyMem_Free(bv);
+    PyMem_Free(qv);
     return result;
 }
 
@@ -418,7 +451,11 @@ static PyObject *Store_render(StoreObject *self, PyObject *args)
                 PyErr_Format(PyExc_ValueError, "no metric family %lu in this store", idx);
                 goto done;
             }
+            /* The walk touches only the store and our buffer: other
+             * threads (the event loop serving requests) run meanwhile. */
+            Py_BEGIN_ALLOW_THREADS
             fp_render_family(&b, &self->st, (uint32_t)idx, om);
+            Py_END_ALLOW_THREADS
         } else if (render_custom(&b, it, om) < 0) {
             goto done;
         }
@@ -491,8 +528,9 @@ static PyObject *Store_family_count(StoreObject *self, PyObject *Py_UNUSED(ignor
 }
 
 static PyMethodDef Store_methods[] = {
-    {"add_family", (PyCFunction)Store_add_family, METH_VARARGS,
-     "add_family(type, name, help, unit, labelnames, buckets) -> int\n\nAdds a metric family."},
+    {"add_family", (PyCFunction)(void (*)(void))Store_add_family, METH_VARARGS | METH_KEYWORDS,
+     "add_family(type, name, help, unit, labelnames, buckets=None, mpmode=0, quantiles=None, max_age=600.0, "
+     "age_buckets=5) -> int\n\nAdds a metric family (in a shared store, finds the existing one)."},
     {"render", (PyCFunction)Store_render, METH_VARARGS,
      "render(items, openmetrics) -> bytes\n\nRenders store families (int) and custom families in order."},
     {"stats", (PyCFunction)Store_stats, METH_NOARGS, "stats() -> dict\n\nArena and series usage."},
@@ -947,8 +985,9 @@ static PyObject *unescape_labels(const char *p, size_t len, Py_ssize_t n)
 }
 
 /* _series() -> list of (labelvalues, created, data) for the live series of
- * this metric's family.  data: float (counter, gauge), (count, sum)
- * (summary), or (tuple of per-bucket counts, sum) (histogram); for a
+ * this metric's family.  data: float (counter, gauge), (count, sum[,
+ * quantile values]) (summary), or (tuple of per-bucket counts, sum)
+ * (histogram); for a
  * per-process gauge (value, last written, alive), with the pid as a last
  * label value. */
 static PyObject *Metric_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
@@ -978,7 +1017,29 @@ static PyObject *Metric_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
                 data = PyFloat_FromDouble(fp_gauge_value(se));
             break;
         case FP_SUMMARY:
-            data = Py_BuildValue("(Kd)", (unsigned long long)fp_load(&se->cells[0]), fp_loadd(&se->cells[1]));
+            if (f->nquantiles) {
+                double q[FP_Q_MAX_QUANTILES];
+                uint64_t *scratch = PyMem_Malloc(sizeof *scratch * fp_q_buckets());
+                if (!scratch) {
+                    Py_DECREF(list);
+                    return PyErr_NoMemory();
+                }
+                fp_q_values(s, f, (fp_series *)se, fp_now(), scratch, q);
+                PyMem_Free(scratch);
+                PyObject *qt = PyTuple_New(f->nquantiles);
+                for (uint32_t j = 0; qt && j < f->nquantiles; j++) {
+                    PyObject *v = PyFloat_FromDouble(q[j]);
+                    if (!v)
+                        Py_CLEAR(qt);
+                    else
+                        PyTuple_SET_ITEM(qt, j, v);
+                }
+                if (qt)
+                    data = Py_BuildValue("(KdN)", (unsigned long long)fp_load(&se->cells[0]),
+                                         fp_loadd(&se->cells[1]), qt);
+            } else {
+                data = Py_BuildValue("(Kd)", (unsigned long long)fp_load(&se->cells[0]), fp_loadd(&se->cells[1]));
+            }
             break;
         case FP_HISTOGRAM: {
             PyObject *counts = PyTuple_New(f->nbuckets);
@@ -1245,6 +1306,8 @@ static PyObject *Summary_observe(MetricObject *self, PyObject *const *args, Py_s
         return NULL;
     }
     fp_summary_observe(se, v);
+    if (self->fam->nquantiles)
+        fp_q_observe(self->fam, se, v, fp_now_coarse());
     Py_RETURN_NONE;
 }
 
@@ -1473,6 +1536,11 @@ static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py
     fp_counter_inc_int(total, 1);
     fp_summary_observe(in, d[1]);
     fp_summary_observe(out, d[2]);
+    MetricObject *insum = (MetricObject *)PyTuple_GET_ITEM(bundle, 1), *outsum = (MetricObject *)PyTuple_GET_ITEM(bundle, 2);
+    if (insum->fam->nquantiles)
+        fp_q_observe(insum->fam, in, d[1], fp_now_coarse());
+    if (outsum->fam->nquantiles)
+        fp_q_observe(outsum->fam, out, d[2], fp_now_coarse());
     Py_DECREF(key);
     Py_DECREF(bundle);
     Py_RETURN_NONE;

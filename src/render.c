@@ -2,6 +2,7 @@
  * code writes them (prometheus/common expfmt). */
 #define _GNU_SOURCE
 #include "render.h"
+#include "quantile.h"
 
 #include <locale.h>
 #include <math.h>
@@ -415,13 +416,19 @@ int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
         return render_mp_gauge(b, s, f, name, om);
 
     /* Histogram scratch: le="..." per bucket and a snapshot of the counts. */
-    char (*le)[40] = NULL;
+    /* Scratch: the le="..." (histogram) or quantile="..." (summary) label
+     * of each bucket or quantile, and a snapshot of the counts. */
+    int hist = f->type == FP_HISTOGRAM;
+    uint32_t nextra = hist ? f->nbuckets : f->type == FP_SUMMARY ? f->nquantiles : 0;
+    size_t ncounts = hist ? f->nbuckets : nextra ? fp_q_buckets() : 0;
+    char (*le)[48] = NULL;
     size_t *lelen = NULL;
     uint64_t *counts = NULL;
-    if (f->type == FP_HISTOGRAM) {
-        le = malloc(sizeof *le * f->nbuckets);
-        lelen = malloc(sizeof *lelen * f->nbuckets);
-        counts = malloc(sizeof *counts * f->nbuckets);
+    double qvals[FP_Q_MAX_QUANTILES];
+    if (nextra) {
+        le = malloc(sizeof *le * nextra);
+        lelen = malloc(sizeof *lelen * nextra);
+        counts = malloc(sizeof *counts * ncounts);
         if (!le || !lelen || !counts) {
             free(le);
             free(lelen);
@@ -429,18 +436,21 @@ int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
             b->oom = 1;
             return FP_ENOMEM;
         }
-        const double *bounds = fp_at(s, f->buckets);
-        for (uint32_t i = 0; i < f->nbuckets; i++) {
-            memcpy(le[i], "le=\"", 4);
+        const double *at = fp_at(s, hist ? f->buckets : f->quantiles);
+        const char *lname = hist ? "le=\"" : "quantile=\"";
+        for (uint32_t i = 0; i < nextra; i++) {
+            size_t n = strlen(lname);
+            memcpy(le[i], lname, n);
             /* le="1.0" in both formats: the text format's Go writer would
              * say le="1", but prometheus_client (whose users' queries and
              * dashboards match on it) says "1.0", as OpenMetrics requires
-             * and Prometheus 3 normalises to. */
-            size_t n = 4 + fp_format_float(le[i] + 4, bounds[i], 1);
+             * and Prometheus 3 normalises to.  Quantiles likewise. */
+            n += fp_format_float(le[i] + n, at[i], 1);
             le[i][n++] = '"';
             lelen[i] = n;
         }
     }
+    double now = nextra && !hist ? fp_now() : 0.0;
 
     for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
         const fp_series *se = fp_at(s, off);
@@ -494,6 +504,15 @@ int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int om)
             break;
         }
         case FP_SUMMARY: {
+            if (f->nquantiles) {
+                /* Computing the window may take this epoch's snapshot. */
+                fp_q_values(s, f, (fp_series *)se, now, counts, qvals);
+                for (uint32_t j = 0; j < f->nquantiles; j++) {
+                    put_series(b, f, name, "", lt, ll, le[j], lelen[j]);
+                    fp_buf_float(b, qvals[j], om);
+                    fp_buf_putc(b, '\n');
+                }
+            }
             uint64_t count = fp_load(&se->cells[0]);
             put_series(b, f, name, "_count", lt, ll, NULL, 0);
             if (om)

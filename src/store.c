@@ -1,8 +1,10 @@
 /* store.c: arena, families, series lookup and creation, exemplars. */
 #define _DEFAULT_SOURCE
 #include "store.h"
+#include "quantile.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +29,20 @@ double fp_now(void)
         return fp_bitsd(f);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double fp_now_coarse(void)
+{
+    uint64_t f = fp_load(&frozen_clock);
+    if (f)
+        return fp_bitsd(f);
+    struct timespec ts;
+#ifdef CLOCK_REALTIME_COARSE
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+#else
+    clock_gettime(CLOCK_REALTIME, &ts);
+#endif
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -286,46 +302,58 @@ fp_family *fp_family_get(const fp_store *s, uint32_t index)
     return off ? fp_at(s, off) : NULL;
 }
 
-/* 1 if family f has exactly this shape. */
-static int same_family(const fp_store *s, const fp_family *f, uint32_t type, const char *unit, size_t unit_len,
-                       const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
-                       const double *buckets, uint32_t nbuckets, uint32_t mpmode)
+/* 1 if family f has exactly the shape spec asks for. */
+static int same_family(const fp_store *s, const fp_family *f, const fp_family_spec *sp)
 {
-    if (f->type != type || f->nlabels != nlabels || f->mpmode != mpmode || f->unit_len != unit_len ||
-        memcmp(fp_at(s, f->unit), unit, unit_len) != 0)
+    if (f->type != sp->type || f->nlabels != sp->nlabels || f->mpmode != sp->mpmode ||
+        f->unit_len != sp->unit_len || memcmp(fp_at(s, f->unit), sp->unit, sp->unit_len) != 0)
         return 0;
-    if (type == FP_HISTOGRAM &&
-        (f->nbuckets != nbuckets || memcmp(fp_at(s, f->buckets), buckets, sizeof(double) * nbuckets) != 0))
+    if (sp->type == FP_HISTOGRAM &&
+        (f->nbuckets != sp->nbuckets ||
+         memcmp(fp_at(s, f->buckets), sp->buckets, sizeof(double) * sp->nbuckets) != 0))
         return 0;
-    const fp_off *ln = nlabels ? fp_at(s, f->labelnames) : NULL;
-    for (uint32_t i = 0; i < nlabels; i++) {
+    if (sp->type == FP_SUMMARY &&
+        (f->nquantiles != sp->nquantiles ||
+         (sp->nquantiles && (f->max_age != sp->max_age || f->age_buckets != sp->age_buckets ||
+                             memcmp(fp_at(s, f->quantiles), sp->quantiles, sizeof(double) * sp->nquantiles) != 0))))
+        return 0;
+    const fp_off *ln = sp->nlabels ? fp_at(s, f->labelnames) : NULL;
+    for (uint32_t i = 0; i < sp->nlabels; i++) {
         const char *n = fp_at(s, ln[i]);
-        if (strlen(n) != labelname_lens[i] || memcmp(n, labelnames[i], labelname_lens[i]) != 0)
+        if (strlen(n) != sp->labelname_lens[i] || memcmp(n, sp->labelnames[i], sp->labelname_lens[i]) != 0)
             return 0;
     }
     return 1;
 }
 
-static int family_add_locked(fp_store *s, uint32_t type, const char *name, size_t name_len,
-                             const char *help, size_t help_len, const char *unit, size_t unit_len,
-                             const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
-                             const double *buckets, uint32_t nbuckets, uint32_t mpmode, uint32_t *out_index)
+static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *out_index)
 {
     fp_header *h = fp_hdr(s);
     uint32_t ncells;
-    switch (type) {
+    switch (sp->type) {
     case FP_COUNTER: ncells = 2; break;
     case FP_GAUGE: ncells = 2; break; /* value, and when it was last written */
-    case FP_SUMMARY: ncells = 2; break;
+    case FP_SUMMARY:
+        ncells = 2;
+        if (sp->nquantiles) {
+            if (sp->nquantiles > FP_Q_MAX_QUANTILES || !sp->quantiles || sp->age_buckets < 1 ||
+                sp->age_buckets > FP_Q_MAX_AGE_BUCKETS || !(sp->max_age > 0) || !isfinite(sp->max_age))
+                return FP_EINVAL;
+            for (uint32_t i = 0; i < sp->nquantiles; i++)
+                if (!(sp->quantiles[i] >= 0 && sp->quantiles[i] <= 1) || (i && sp->quantiles[i] <= sp->quantiles[i - 1]))
+                    return FP_EINVAL;
+            ncells += fp_q_cells(sp->age_buckets);
+        }
+        break;
     case FP_HISTOGRAM:
-        if (nbuckets < 1 || !buckets)
+        if (sp->nbuckets < 1 || !sp->buckets)
             return FP_EINVAL;
-        ncells = nbuckets + 1;
+        ncells = sp->nbuckets + 1;
         break;
     default: return FP_EINVAL;
     }
-    if (name_len > UINT32_MAX || help_len > UINT32_MAX || unit_len > UINT32_MAX ||
-        (mpmode != FP_MP_NONE && type != FP_GAUGE) || mpmode > FP_MP_LIVEMOSTRECENT)
+    if (sp->name_len > UINT32_MAX || sp->help_len > UINT32_MAX || sp->unit_len > UINT32_MAX ||
+        (sp->mpmode != FP_MP_NONE && sp->type != FP_GAUGE) || sp->mpmode > FP_MP_LIVEMOSTRECENT)
         return FP_EINVAL;
 
     /* In a shared store every process declares the same families: the
@@ -334,9 +362,8 @@ static int family_add_locked(fp_store *s, uint32_t type, const char *name, size_
         uint32_t n = fp_family_count(s);
         for (uint32_t i = 0; i < n; i++) {
             fp_family *f = fp_family_get(s, i);
-            if (f && f->name_len == name_len && memcmp(fp_at(s, f->name), name, name_len) == 0) {
-                if (!same_family(s, f, type, unit, unit_len, labelnames, labelname_lens, nlabels, buckets,
-                                 nbuckets, mpmode))
+            if (f && f->name_len == sp->name_len && memcmp(fp_at(s, f->name), sp->name, sp->name_len) == 0) {
+                if (!same_family(s, f, sp))
                     return FP_EMISMATCH;
                 *out_index = i;
                 return FP_OK;
@@ -348,33 +375,42 @@ static int family_add_locked(fp_store *s, uint32_t type, const char *name, size_
     if (!off)
         return FP_ENOMEM;
     fp_family *f = fp_at(s, off);
-    f->type = type;
-    f->nlabels = nlabels;
-    f->nbuckets = type == FP_HISTOGRAM ? nbuckets : 0;
+    f->type = sp->type;
+    f->nlabels = sp->nlabels;
+    f->nbuckets = sp->type == FP_HISTOGRAM ? sp->nbuckets : 0;
     f->ncells = ncells;
-    f->mpmode = s->fd >= 0 ? mpmode : FP_MP_NONE;
-    f->name_len = (uint32_t)name_len;
-    f->help_len = (uint32_t)help_len;
-    f->unit_len = (uint32_t)unit_len;
-    f->name = arena_strdup(s, name, name_len);
-    f->help = arena_strdup(s, help, help_len);
-    f->unit = arena_strdup(s, unit, unit_len);
+    f->mpmode = s->fd >= 0 ? sp->mpmode : FP_MP_NONE;
+    f->name_len = (uint32_t)sp->name_len;
+    f->help_len = (uint32_t)sp->help_len;
+    f->unit_len = (uint32_t)sp->unit_len;
+    f->name = arena_strdup(s, sp->name, sp->name_len);
+    f->help = arena_strdup(s, sp->help, sp->help_len);
+    f->unit = arena_strdup(s, sp->unit, sp->unit_len);
     if (!f->name || !f->help || !f->unit)
         return FP_ENOMEM;
-    if (nlabels) {
-        f->labelnames = arena_alloc(s, sizeof(fp_off) * nlabels);
+    if (sp->nlabels) {
+        f->labelnames = arena_alloc(s, sizeof(fp_off) * sp->nlabels);
         if (!f->labelnames)
             return FP_ENOMEM;
         fp_off *ln = fp_at(s, f->labelnames);
-        for (uint32_t i = 0; i < nlabels; i++)
-            if (!(ln[i] = arena_strdup(s, labelnames[i], labelname_lens[i])))
+        for (uint32_t i = 0; i < sp->nlabels; i++)
+            if (!(ln[i] = arena_strdup(s, sp->labelnames[i], sp->labelname_lens[i])))
                 return FP_ENOMEM;
     }
     if (f->nbuckets) {
-        f->buckets = arena_alloc(s, sizeof(double) * nbuckets);
+        f->buckets = arena_alloc(s, sizeof(double) * sp->nbuckets);
         if (!f->buckets)
             return FP_ENOMEM;
-        memcpy(fp_at(s, f->buckets), buckets, sizeof(double) * nbuckets);
+        memcpy(fp_at(s, f->buckets), sp->buckets, sizeof(double) * sp->nbuckets);
+    }
+    if (sp->type == FP_SUMMARY && sp->nquantiles) {
+        f->quantiles = arena_alloc(s, sizeof(double) * sp->nquantiles);
+        if (!f->quantiles)
+            return FP_ENOMEM;
+        memcpy(fp_at(s, f->quantiles), sp->quantiles, sizeof(double) * sp->nquantiles);
+        f->nquantiles = sp->nquantiles;
+        f->max_age = sp->max_age;
+        f->age_buckets = sp->age_buckets;
     }
 
     /* Claim an index, fill its slot, then publish the count.  Family
@@ -391,15 +427,11 @@ static int family_add_locked(fp_store *s, uint32_t type, const char *name, size_
     return FP_OK;
 }
 
-int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
-                  const char *help, size_t help_len, const char *unit, size_t unit_len,
-                  const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
-                  const double *buckets, uint32_t nbuckets, uint32_t mpmode, uint32_t *out_index)
+int fp_family_add(fp_store *s, const fp_family_spec *spec, uint32_t *out_index)
 {
     if (s->fd >= 0 && flock(s->fd, LOCK_EX) != 0)
         return FP_EFILE;
-    int rc = family_add_locked(s, type, name, name_len, help, help_len, unit, unit_len, labelnames,
-                               labelname_lens, nlabels, buckets, nbuckets, mpmode, out_index);
+    int rc = family_add_locked(s, spec, out_index);
     if (s->fd >= 0)
         flock(s->fd, LOCK_UN);
     return rc;

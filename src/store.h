@@ -95,8 +95,29 @@ typedef struct {
     fp_off buckets;         /* double[nbuckets] */
     fp_word head, tail;     /* series list in creation order */
     uint32_t mpmode;        /* enum fp_mpmode; used only in a shared store */
+    uint32_t nquantiles;    /* summary: quantiles reported (0: count and sum only) */
+    fp_off quantiles;       /* double[nquantiles], ascending */
+    double max_age;         /* summary: window length, seconds */
+    uint32_t age_buckets;   /* summary: epochs in the window */
     uint32_t pad;
 } fp_family;
+
+/* What fp_family_add is asked to create.  Strings are UTF-8 with lengths. */
+typedef struct {
+    uint32_t type;
+    const char *name, *help, *unit;
+    size_t name_len, help_len, unit_len;
+    const char *const *labelnames;
+    const size_t *labelname_lens;
+    uint32_t nlabels;
+    const double *buckets;      /* histogram: sorted, ending with +Inf */
+    uint32_t nbuckets;
+    uint32_t mpmode;            /* gauge: enum fp_mpmode */
+    const double *quantiles;    /* summary: ascending, in [0, 1] */
+    uint32_t nquantiles;
+    double max_age;
+    uint32_t age_buckets;
+} fp_family_spec;
 
 typedef struct {
     uint32_t family;
@@ -199,12 +220,9 @@ int fp_store_attach_process(fp_store *s);
 /* 1 if process table entry `proc` (1-based) is a live process, else 0. */
 int fp_proc_alive(const fp_store *s, uint32_t proc);
 
-/* Adds a family.  Strings are UTF-8 with lengths; buckets must be sorted
- * and end with +Inf for histograms.  0 or a negative fp_status. */
-int fp_family_add(fp_store *s, uint32_t type, const char *name, size_t name_len,
-                  const char *help, size_t help_len, const char *unit, size_t unit_len,
-                  const char *const *labelnames, const size_t *labelname_lens, uint32_t nlabels,
-                  const double *buckets, uint32_t nbuckets, uint32_t mpmode, uint32_t *out_index);
+/* Adds a family (in a shared store: finds the one every process declares).
+ * 0 or a negative fp_status. */
+int fp_family_add(fp_store *s, const fp_family_spec *spec, uint32_t *out_index);
 
 fp_family *fp_family_get(const fp_store *s, uint32_t index);
 uint32_t fp_family_count(const fp_store *s);
@@ -241,8 +259,10 @@ int fp_exemplar_get(const fp_store *s, const fp_series *se, uint32_t slot,
  * dst must hold 2 * len bytes. */
 size_t fp_escape_value(char *dst, const char *src, size_t len);
 
-/* Wall clock in seconds; fp_clock_freeze(t) pins it for tests (0 thaws). */
+/* Wall clock in seconds; fp_clock_freeze(t) pins it for tests (0 thaws).
+ * fp_now_coarse is cheaper, to a few milliseconds. */
 double fp_now(void);
+double fp_now_coarse(void);
 void fp_clock_freeze(double t);
 
 #endif

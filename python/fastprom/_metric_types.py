@@ -150,7 +150,7 @@ class StoreMetric:
 
     def _setup(self, name: str, documentation: str, labelnames: Iterable[str], namespace: str,
                subsystem: str, unit: str, registry: Optional[CollectorRegistry],
-               buckets: Optional[Tuple[float, ...]] = None) -> None:
+               buckets: Optional[Tuple[float, ...]] = None, **spec: Any) -> None:
         full = _full_name(name, namespace, subsystem, unit, self._type)
         if self._type == "counter" and full.endswith("_total"):
             full = full[:-6]
@@ -168,7 +168,8 @@ class StoreMetric:
             target._check_free(self._names())
         store = target._get_store()
         mpmode = self._mpmode() if target.shared_store() is not None else 0
-        family = store.add_family(self._core_type, full, documentation, unit, self._labelnames, buckets, mpmode)
+        family = store.add_family(self._core_type, full, documentation, unit, self._labelnames, buckets, mpmode,
+                                  **spec)
         self._store = store
         self._bind(store, family, self._labelnames)  # type: ignore[attr-defined]
         if registry is not None:
@@ -389,8 +390,47 @@ class Histogram(_core.HistogramBase, StoreMetric):
         m.add_sample(self._name + "_created", labels, created)
 
 
+def _check_quantiles(name: str, quantiles: Iterable[float], max_age_seconds: float,
+                     age_buckets: int) -> Tuple[float, ...]:
+    try:
+        qs = [float(q) for q in quantiles]
+    except (TypeError, ValueError):
+        raise InvalidMetricError(f"{name}: quantiles must be numbers, got {quantiles!r}") from None
+    bad = [q for q in qs if not 0.0 <= q <= 1.0]
+    if bad:
+        raise InvalidMetricError(f"{name}: quantiles must be between 0 and 1, got {bad}")
+    dup = sorted({q for q in qs if qs.count(q) > 1})
+    if dup:
+        raise InvalidMetricError(f"{name}: duplicate quantiles {dup}")
+    if len(qs) > _core_max_quantiles:
+        raise InvalidMetricError(f"{name}: at most {_core_max_quantiles} quantiles, got {len(qs)}")
+    if qs:
+        if not (isinstance(max_age_seconds, (int, float)) and 0 < max_age_seconds < math.inf):
+            raise InvalidMetricError(f"{name}: max_age_seconds must be a positive number, got {max_age_seconds!r}")
+        if not (isinstance(age_buckets, int) and 1 <= age_buckets <= 60):
+            raise InvalidMetricError(f"{name}: age_buckets must be an integer from 1 to 60, got {age_buckets!r}")
+    return tuple(sorted(qs))
+
+
+_core_max_quantiles = 32
+
+
 class Summary(_core.SummaryBase, StoreMetric):
-    """Count and sum of observations (``observe(amount)`` takes a finite value)."""
+    """Count and sum of observations, and optionally quantiles over a
+    sliding time window.
+
+    ``observe(amount)`` takes a finite value.  With ``quantiles=(0.5, 0.9,
+    0.99)`` each series also reports ``{quantile="0.5"}`` and so on, over the
+    last ``max_age_seconds`` (in ``age_buckets`` steps: an observation stops
+    counting between ``max_age_seconds * (1 - 1/age_buckets)`` and
+    ``max_age_seconds`` after it was made).  Every reported quantile is
+    within 1% (relative) of the true one for values whose magnitude is
+    between 1e-9 and 1e12; smaller magnitudes count as 0, larger ones as
+    1e12.  An empty window reports NaN.  The estimate is a log-bucketed
+    sketch, so workers sharing a store report the quantiles of all their
+    observations together.  ``quantiles=()`` (the default) keeps count and sum
+    only, as prometheus_client does.
+    """
 
     _type = "summary"
     _core_type = _core.SUMMARY
@@ -400,15 +440,23 @@ class Summary(_core.SummaryBase, StoreMetric):
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
                  namespace: str = "", subsystem: str = "", unit: str = "",
                  registry: Optional[CollectorRegistry] = REGISTRY,
-                 _labelvalues: Optional[Sequence[str]] = None) -> None:
-        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry)
+                 _labelvalues: Optional[Sequence[str]] = None, quantiles: Iterable[float] = (),
+                 max_age_seconds: float = 600.0, age_buckets: int = 5) -> None:
+        full = _full_name(name, namespace, subsystem, unit, "summary")
+        self._quantiles = _check_quantiles(full, quantiles, max_age_seconds, age_buckets)
+        extra: Dict[str, Any] = {}
+        if self._quantiles:
+            extra = {"quantiles": self._quantiles, "max_age": float(max_age_seconds), "age_buckets": age_buckets}
+        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, **extra)
 
     def time(self) -> _Timer:
         """Observes the duration of a block or function, in seconds."""
         return _Timer(self.observe)
 
     def _sample_rows(self, m: Metric, labels: Dict[str, str], created: float, data: Any) -> None:
-        count, total = data
+        for q, v in zip(self._quantiles, data[2] if len(data) > 2 else ()):
+            m.add_sample(self._name, dict(labels, quantile=_le(q)), v)
+        count, total = data[0], data[1]
         m.add_sample(self._name + "_count", labels, float(count))
         m.add_sample(self._name + "_sum", labels, total)
         m.add_sample(self._name + "_created", labels, created)

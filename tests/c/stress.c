@@ -916,8 +916,10 @@ static uint32_t add_family(uint32_t type, const char *name, const char *help, co
     for (uint32_t i = 0; i < nlabels; i++)
         lens[i] = strlen(labels[i]);
     uint32_t idx = UINT32_MAX;
-    int rc = fp_family_add(&store, type, name, strlen(name), help, strlen(help), unit, strlen(unit), labels, lens,
-                           nlabels, bk, nb, FP_MP_NONE, &idx);
+    fp_family_spec sp = {.type = type, .name = name, .name_len = strlen(name), .help = help,
+                         .help_len = strlen(help), .unit = unit, .unit_len = strlen(unit), .labelnames = labels,
+                         .labelname_lens = lens, .nlabels = nlabels, .buckets = bk, .nbuckets = nb};
+    int rc = fp_family_add(&store, &sp, &idx);
     CHECK(rc == FP_OK, "fp_family_add(%s) = %d", name, rc);
     if (rc != FP_OK) {
         fprintf(stderr, "cannot continue\n");

@@ -1,0 +1,153 @@
+/* quantile.c: the sliding-window quantile sketch (see quantile.h). */
+#include "quantile.h"
+
+#include <math.h>
+#include <pthread.h>
+
+/* The internal accuracy is a little tighter than the stated bound, so
+ * that rounding in log() at a bucket edge cannot push an error past it. */
+#define ALPHA (FP_Q_ERROR * 0.95)
+
+static struct {
+    double lg;              /* log of the bucket growth factor */
+    double g;               /* the factor */
+    int32_t kmin, kmax;     /* bucket exponents for FP_Q_MIN and FP_Q_MAX */
+    uint32_t side;          /* buckets on each side of zero */
+    uint32_t n;             /* all buckets: negatives (largest first), zero, positives */
+} P;
+static pthread_once_t P_once = PTHREAD_ONCE_INIT;
+
+static void init_params(void)
+{
+    P.g = (1.0 + ALPHA) / (1.0 - ALPHA);
+    P.lg = log(P.g);
+    P.kmin = (int32_t)ceil(log(FP_Q_MIN) / P.lg);
+    P.kmax = (int32_t)ceil(log(FP_Q_MAX) / P.lg);
+    P.side = (uint32_t)(P.kmax - P.kmin + 1);
+    P.n = 2 * P.side + 1;
+}
+
+static void params(void) { pthread_once(&P_once, init_params); }
+
+static uint32_t nbuckets(void)
+{
+    params();
+    return P.n;
+}
+
+uint32_t fp_q_buckets(void) { return nbuckets(); }
+
+/* Cell layout after count and sum:
+ *   [0]              last epoch whose snapshot was taken, plus one
+ *   [1 .. B]         cumulative counts
+ *   then R = age_buckets + 1 snapshots, each [tag][B counts]; a tag is
+ *   epoch + 1 when complete, with BUSY set while being copied. */
+#define BUSY (1ull << 63)
+
+uint32_t fp_q_cells(uint32_t age_buckets)
+{
+    uint32_t b = nbuckets();
+    return 1 + b + (age_buckets + 1) * (1 + b);
+}
+
+static fp_word *cum_of(fp_series *se) { return &se->cells[3]; }
+static fp_word *snap_of(fp_series *se, uint32_t r) { return &se->cells[3 + nbuckets() + r * (1 + nbuckets())]; }
+
+static uint32_t bucket_of(double v)
+{
+    double a = fabs(v);
+    if (a < FP_Q_MIN)
+        return P.side;
+    /* a <= FP_Q_MAX here unless clamped: log of a finite positive is finite. */
+    double kf = ceil(log(a) / P.lg);
+    int32_t k = kf < P.kmin ? P.kmin : kf > P.kmax ? P.kmax : (int32_t)kf;
+    uint32_t off = (uint32_t)(k - P.kmin);
+    return v > 0 ? P.side + 1 + off : P.side - 1 - off;
+}
+
+static double value_of(uint32_t i)
+{
+    if (i == P.side)
+        return 0.0;
+    int32_t k = P.kmin + (int32_t)(i > P.side ? i - P.side - 1 : P.side - 1 - i);
+    double rep = 2.0 * exp(P.lg * k) / (P.g + 1.0);
+    return i > P.side ? rep : -rep;
+}
+
+static uint64_t epoch_of(const fp_family *f, double now)
+{
+    double period = f->max_age / f->age_buckets;
+    double e = floor(now / period);
+    return e > 0 ? (uint64_t)e : 0;
+}
+
+/* Takes the snapshot that starts epoch e, unless someone has.  Lock-free:
+ * the slot is claimed by CAS; anyone else goes on without waiting. */
+static void snapshot(const fp_family *f, fp_series *se, uint64_t e)
+{
+    uint32_t r = (uint32_t)(e % (f->age_buckets + 1));
+    fp_word *slot = snap_of(se, r);
+    uint64_t tag = fp_load_acq(&slot[0]);
+    if ((tag & ~BUSY) >= e + 1 || !fp_cas_rel(&slot[0], &tag, (e + 1) | BUSY))
+        return;
+    /* The slot held epoch e - R or older: outside every window, so no
+     * reader needs it.  Copy the cumulative counts, then publish. */
+    uint32_t b = nbuckets();
+    fp_word *cum = cum_of(se);
+    for (uint32_t i = 0; i < b; i++)
+        fp_put(&slot[1 + i], fp_load(&cum[i]));
+    fp_store_rel(&slot[0], e + 1);
+    uint64_t last = fp_load(&se->cells[2]);
+    while (last < e + 1 && !fp_cas_rel(&se->cells[2], &last, e + 1))
+        ;
+}
+
+void fp_q_observe(const fp_family *f, fp_series *se, double v, double now)
+{
+    params();
+    uint64_t e = epoch_of(f, now);
+    if (fp_load_acq(&se->cells[2]) < e + 1)
+        snapshot(f, se, e);
+    fp_add(&cum_of(se)[bucket_of(v)], 1);
+}
+
+void fp_q_values(const fp_store *s, const fp_family *f, fp_series *se, double now, uint64_t *scratch,
+                 double *out)
+{
+    params();
+    uint64_t e = epoch_of(f, now);
+    snapshot(f, se, e);
+    uint32_t b = P.n, A = f->age_buckets;
+    /* The base: the snapshot at the start of the window's oldest epoch, or
+     * failing that the next later one (no snapshot for an epoch means no
+     * observation was made in it, so the counts did not change). */
+    const fp_word *base = NULL;
+    uint64_t first = e + 1 > A ? e + 1 - A : 0;
+    for (uint64_t x = first; x <= e && !base; x++) {
+        const fp_word *slot = snap_of(se, (uint32_t)(x % (A + 1)));
+        if (fp_load_acq(&slot[0]) == x + 1)
+            base = slot + 1;
+    }
+    /* One read of the window's counts, so the walk below agrees with its total. */
+    fp_word *cum = cum_of(se);
+    uint64_t total = 0;
+    for (uint32_t i = 0; base && i < b; i++) {
+        uint64_t c = fp_load(&cum[i]), o = fp_load(&base[i]);
+        scratch[i] = c > o ? c - o : 0;
+        total += scratch[i];
+    }
+    for (uint32_t j = 0; j < f->nquantiles; j++)
+        out[j] = NAN;
+    if (!base || total == 0)
+        return;
+    const double *q = fp_at(s, f->quantiles);
+    uint32_t i = 0;
+    uint64_t seen = 0;
+    for (uint32_t j = 0; j < f->nquantiles; j++) {
+        /* The value at 0-based rank floor(q * (n - 1)); quantiles ascend. */
+        uint64_t rank = (uint64_t)floor(q[j] * (double)(total - 1));
+        while (i < b && seen + scratch[i] <= rank)
+            seen += scratch[i++];
+        out[j] = value_of(i < b ? i : b - 1);
+    }
+}
