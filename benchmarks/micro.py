@@ -165,6 +165,19 @@ def check_gauge(lib: str, mod: Any, ns: Dict[str, Any], ops: int) -> List[str]:
     return _expect(lib, "bench_in_flight", _sample(ns, "bench_in_flight"), GAUGE_VALUE if ops else 0.0)
 
 
+def make_setup_summary(quantiles: Tuple[float, ...]) -> Callable[[Any], Dict[str, Any]]:
+    def setup(mod: Any) -> Dict[str, Any]:
+        reg = mod.CollectorRegistry()
+        # prometheus_client's Summary has no quantiles: it records count and sum only.
+        kw = {"quantiles": quantiles} if quantiles and mod is fastprom else {}
+        return {"registry": reg, "s": mod.Summary("bench_size_bytes", "Sizes.", registry=reg, **kw)}
+    return setup
+
+
+def check_summary(lib: str, mod: Any, ns: Dict[str, Any], ops: int) -> List[str]:
+    return _expect(lib, "bench_size_bytes_count", _sample(ns, "bench_size_bytes_count"), ops)
+
+
 def make_setup_exposition(series: int) -> Callable[[Any], Dict[str, Any]]:
     def setup(mod: Any) -> Dict[str, Any]:
         reg = mod.CollectorRegistry()
@@ -204,6 +217,11 @@ CASES: List[Case] = [
     Case("histogram_observe", "Histogram.observe(0.3) (default buckets)", f"h.observe({OBSERVED})",
          setup_histogram, check_histogram),
     Case("gauge_set", "Gauge.set()", f"g.set({GAUGE_VALUE})", setup_gauge, check_gauge),
+    Case("summary_observe", "Summary.observe(0.3) (count and sum)", f"s.observe({OBSERVED})",
+         make_setup_summary(()), check_summary),
+    Case("summary_quantiles_observe",
+         "Summary.observe(0.3), fastprom with quantiles (0.5, 0.9, 0.99) [pc: count and sum only]",
+         f"s.observe({OBSERVED})", make_setup_summary((0.5, 0.9, 0.99)), check_summary),
     Case("generate_latest_1k", "generate_latest(), 1,000 label sets", "gen(registry)",
          make_setup_exposition(1_000), make_check_exposition(1_000), per_call_ms=True),
     Case("generate_latest_10k", "generate_latest(), 10,000 label sets", "gen(registry)",
