@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <strings.h>
 #include <structmember.h>
 
 #include "quantile.h"
@@ -22,7 +23,8 @@ typedef struct {
     PyTypeObject *Store;
     PyTypeObject *Metric;   /* shared base, not exported for direct use */
     PyTypeObject *Counter, *Gauge, *Histogram, *Summary;
-    PyTypeObject *HttpRecorder;
+    PyTypeObject *HttpRecorder, *SendTap;
+    PyObject *s_type, *s_status, *s_headers, *s_start; /* interned message keys */
     PyObject *StoreFullError;
     PyObject *StoreFileError;
 } module_state;
@@ -1479,7 +1481,46 @@ static int observe_hist(MetricObject *m, fp_series *se, double v, PyObject *exem
     return 0;
 }
 
-/* record(handler, method, status, duration, request_size, response_size[, exemplar]) */
+/* Content-Length from ASGI headers (a list of (name, value) byte pairs):
+ * 0 when absent or malformed. */
+static double header_length(PyObject *headers)
+{
+    PyObject *seq = PySequence_Fast(headers, "headers");
+    if (!seq) {
+        PyErr_Clear();
+        return 0;
+    }
+    double n = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2)
+            continue;
+        PyObject *k = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
+        if (!PyBytes_Check(k) || !PyBytes_Check(v) || PyBytes_GET_SIZE(k) != 14 ||
+            strncasecmp(PyBytes_AS_STRING(k), "content-length", 14) != 0)
+            continue;
+        const char *p = PyBytes_AS_STRING(v);
+        Py_ssize_t len = PyBytes_GET_SIZE(v);
+        double acc = 0;
+        int digits = 0;
+        for (Py_ssize_t j = 0; j < len; j++) {
+            if (p[j] >= '0' && p[j] <= '9') {
+                acc = acc * 10 + (p[j] - '0');
+                digits++;
+            } else if (p[j] != ' ' && p[j] != '\t') {
+                digits = 0;
+                break;
+            }
+        }
+        n = digits ? acc : 0;
+        break;
+    }
+    Py_DECREF(seq);
+    return n;
+}
+
+/* record(handler, method, status, duration, request_size, response_size[, exemplar])
+ * The sizes are numbers, or the ASGI header lists to read Content-Length from. */
 static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 6 && nargs != 7) {
@@ -1490,7 +1531,12 @@ static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py
     PyObject *exemplar = nargs == 7 && args[6] != Py_None ? args[6] : NULL;
     double d[3];
     for (int i = 0; i < 3; i++) {
-        d[i] = PyFloat_AsDouble(args[3 + i]);
+        PyObject *a = args[3 + i];
+        if (i && (a == Py_None || PyList_Check(a) || PyTuple_Check(a))) {
+            d[i] = a == Py_None ? 0 : header_length(a);
+            continue;
+        }
+        d[i] = PyFloat_AsDouble(a);
         if (d[i] == -1.0 && PyErr_Occurred())
             return NULL;
         if (!isfinite(d[i]) || d[i] < 0) {
@@ -1578,6 +1624,127 @@ static PyType_Spec Recorder_spec = {"fastprom._core.HttpRecorder", sizeof(Record
                                     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
                                     Recorder_slots};
 
+/* ---- SendTap ----------------------------------------------------------- */
+
+/* Wraps an ASGI send callable: notes the status, headers and time of
+ * "http.response.start" and passes every message on.  Calling it returns
+ * whatever the wrapped send returns, so no Python frame is added per
+ * message. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *send;
+    PyObject *status;       /* None until the response starts */
+    PyObject *headers;
+    double started;         /* time.perf_counter() clock; 0 until the response starts */
+    vectorcallfunc vectorcall;
+    module_state *ms;       /* kept alive by our type, which holds the module */
+} TapObject;
+
+static double perf_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static PyObject *Tap_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    TapObject *self = (TapObject *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs == 1 && !kwnames && PyDict_CheckExact(args[0]) && self->started == 0.0) {
+        module_state *ms = self->ms;
+        PyObject *type = PyDict_GetItem(args[0], ms->s_type);
+        if (type && PyUnicode_Check(type) &&
+            (type == ms->s_start || PyUnicode_Compare(type, ms->s_start) == 0)) {
+            PyObject *status = PyDict_GetItem(args[0], ms->s_status);
+            PyObject *headers = PyDict_GetItem(args[0], ms->s_headers);
+            Py_XSETREF(self->status, Py_NewRef(status ? status : Py_None));
+            Py_XSETREF(self->headers, Py_NewRef(headers ? headers : Py_None));
+            self->started = perf_now();
+        }
+    }
+    return PyObject_Vectorcall(self->send, args, nargsf, kwnames);
+}
+
+static PyObject *Tap_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
+{
+    PyObject *send;
+    if (kw && PyDict_GET_SIZE(kw)) {
+        PyErr_SetString(PyExc_TypeError, "SendTap(send) takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O:SendTap", &send))
+        return NULL;
+    module_state *ms = state_of_type(tp);
+    if (!ms)
+        return NULL;
+    TapObject *self = (TapObject *)tp->tp_alloc(tp, 0);
+    if (!self)
+        return NULL;
+    self->ms = ms;
+    self->send = Py_NewRef(send);
+    self->status = Py_NewRef(Py_None);
+    self->headers = Py_NewRef(Py_None);
+    self->vectorcall = Tap_vectorcall;
+    return (PyObject *)self;
+}
+
+static int Tap_traverse(TapObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->send);
+    Py_VISIT(self->status);
+    Py_VISIT(self->headers);
+    return 0;
+}
+
+static int Tap_clear(TapObject *self)
+{
+    Py_CLEAR(self->send);
+    Py_CLEAR(self->status);
+    Py_CLEAR(self->headers);
+    return 0;
+}
+
+static void Tap_dealloc(TapObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Tap_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *Tap_get_status(TapObject *self, void *Py_UNUSED(c)) { return Py_NewRef(self->status); }
+static PyObject *Tap_get_headers(TapObject *self, void *Py_UNUSED(c)) { return Py_NewRef(self->headers); }
+static PyObject *Tap_get_started(TapObject *self, void *Py_UNUSED(c)) { return PyFloat_FromDouble(self->started); }
+
+static PyGetSetDef Tap_getset[] = {
+    {"status", (getter)Tap_get_status, NULL, "The response status, None until the response starts.", NULL},
+    {"headers", (getter)Tap_get_headers, NULL, "The response headers (ASGI pairs), None until it starts.", NULL},
+    {"started", (getter)Tap_get_started, NULL, "time.perf_counter() when the response started; 0.0 before.", NULL},
+    {NULL}};
+
+static PyMemberDef Tap_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(TapObject, vectorcall), READONLY, NULL},
+    {NULL}};
+
+static PyType_Slot Tap_slots[] = {
+    {Py_tp_new, Tap_new},
+    {Py_tp_dealloc, Tap_dealloc},
+    {Py_tp_traverse, Tap_traverse},
+    {Py_tp_clear, Tap_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_getset, Tap_getset},
+    {Py_tp_members, Tap_members},
+    {Py_tp_doc, "SendTap(send)\n\nAn ASGI send that notes the response's status, headers and start time."},
+    {0, NULL}};
+
+static PyType_Spec Tap_spec = {"fastprom._core.SendTap", sizeof(TapObject), 0,
+                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+                                   Py_TPFLAGS_HAVE_VECTORCALL,
+                               Tap_slots};
+
 /* ---- module --------------------------------------------------------- */
 
 static PyObject *core_freeze_clock(PyObject *Py_UNUSED(m), PyObject *arg)
@@ -1631,12 +1798,18 @@ static int core_exec(PyObject *m)
     if (add_type(m, &ms->Counter, &Counter_spec, base) < 0 || add_type(m, &ms->Gauge, &Gauge_spec, base) < 0 ||
         add_type(m, &ms->Histogram, &Histogram_spec, base) < 0 ||
         add_type(m, &ms->Summary, &Summary_spec, base) < 0 ||
-        add_type(m, &ms->HttpRecorder, &Recorder_spec, NULL) < 0)
+        add_type(m, &ms->HttpRecorder, &Recorder_spec, NULL) < 0 || add_type(m, &ms->SendTap, &Tap_spec, NULL) < 0)
         return -1;
     ms->StoreFullError = PyErr_NewExceptionWithDoc(
         "fastprom._core.StoreFullError", "The metrics store has no room for a new series or family.",
         PyExc_RuntimeError, NULL);
     if (!ms->StoreFullError || PyModule_AddObjectRef(m, "StoreFullError", ms->StoreFullError) < 0)
+        return -1;
+    ms->s_type = PyUnicode_InternFromString("type");
+    ms->s_status = PyUnicode_InternFromString("status");
+    ms->s_headers = PyUnicode_InternFromString("headers");
+    ms->s_start = PyUnicode_InternFromString("http.response.start");
+    if (!ms->s_type || !ms->s_status || !ms->s_headers || !ms->s_start)
         return -1;
     ms->StoreFileError = PyErr_NewExceptionWithDoc(
         "fastprom._core.StoreFileError",
@@ -1662,6 +1835,7 @@ static int core_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(ms->Histogram);
     Py_VISIT(ms->Summary);
     Py_VISIT(ms->HttpRecorder);
+    Py_VISIT(ms->SendTap);
     Py_VISIT(ms->StoreFullError);
     Py_VISIT(ms->StoreFileError);
     return 0;
@@ -1677,6 +1851,11 @@ static int core_clear(PyObject *m)
     Py_CLEAR(ms->Histogram);
     Py_CLEAR(ms->Summary);
     Py_CLEAR(ms->HttpRecorder);
+    Py_CLEAR(ms->SendTap);
+    Py_CLEAR(ms->s_type);
+    Py_CLEAR(ms->s_status);
+    Py_CLEAR(ms->s_headers);
+    Py_CLEAR(ms->s_start);
     Py_CLEAR(ms->StoreFullError);
     Py_CLEAR(ms->StoreFileError);
     return 0;

@@ -14,6 +14,7 @@ from time import perf_counter
 from typing import Any, Awaitable, Callable, List, Optional, Sequence, Union
 
 from . import metrics as _metrics
+from ._core import SendTap
 from ._metric_types import Gauge
 from .metrics import DefaultInstrumentation, Info
 from .registry import REGISTRY
@@ -25,22 +26,6 @@ Scope = Any
 Message = Any
 ASGIApp = Callable[..., Awaitable[None]]
 
-_CONTENT_LENGTH = b"content-length"
-
-
-def _header_length(headers: Any) -> int:
-    """Content-Length from raw ASGI headers; 0 when absent or malformed."""
-    if headers:
-        for name, value in headers:
-            if name.lower() == _CONTENT_LENGTH:
-                try:
-                    n = int(value)
-                except ValueError:
-                    return 0
-                return n if n >= 0 else 0
-    return 0
-
-
 def _trace_exemplar() -> Optional[Any]:
     """A function returning {"trace_id": ...} for the active OpenTelemetry span, if installed."""
     try:
@@ -48,8 +33,26 @@ def _trace_exemplar() -> Optional[Any]:
     except ImportError:
         return None
 
+    proxy = getattr(trace, "ProxyTracerProvider", None)
+    get_provider, get_span = trace.get_tracer_provider, trace.get_current_span
+    configured = proxy is None
+    next_check = 0.0
+
     def current() -> Optional[dict]:
-        ctx = trace.get_current_span().get_span_context()
+        # Until an SDK tracer provider is set no span is recording, so the
+        # span lookup is skipped.  Asking for the provider is itself costly
+        # (it reads the environment), so it is asked at most once a second
+        # until one is set; once set it stays set.
+        nonlocal configured, next_check
+        if not configured:
+            now = perf_counter()
+            if now < next_check:
+                return None
+            next_check = now + 1.0
+            if isinstance(get_provider(), proxy):
+                return None
+            configured = True
+        ctx = get_span().get_span_context()
         if not ctx.is_valid:
             return None
         return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
@@ -131,54 +134,108 @@ class PrometheusInstrumentatorMiddleware:
         self._match_up_front = self.inprogress is not None and (
             inprogress_labels or bool(self.excluded_handlers) or should_ignore_untemplated)
         self._warned = False
+        self._filtering = bool(self.excluded_handlers) or should_ignore_untemplated
+        self._status_labels: dict = {}
 
     def _excluded(self, handler: str, templated: bool) -> bool:
         if not templated and self.should_ignore_untemplated:
             return True
         return any(p.search(handler) for p in self.excluded_handlers)
 
+    def _status_label(self, status_code: Any) -> str:
+        label = self._status_labels.get(status_code)
+        if label is None:
+            label = str(int(status_code))
+            if self.should_group_status_codes:
+                label = label[0] + "xx"
+            if len(self._status_labels) < 1000:
+                self._status_labels[status_code] = label
+        return label
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = perf_counter()
-        root0 = scope.get("root_path", "") or ""
+        root0 = scope.get("root_path") or ""
         app0 = scope.get("app")
         exemplar = self._exemplar() if self._exemplar is not None else None
+        inprogress = self._start_inprogress(scope, app0) if self.inprogress is not None else None
 
-        inprogress = None
-        if self.inprogress is not None:
-            inprogress = self._start_inprogress(scope, app0)
+        # The tap (C) notes the response's status, headers and start time as
+        # it passes each message on, without a Python frame per message.
+        body: Optional[bytearray] = None
+        if self.body_handlers:
+            body = bytearray()
+            collected = body
 
-        status = 500
-        resp_headers: Any = None
-        resp_start = 0.0
-        body = bytearray()
-        collect_body = bool(self.body_handlers)
+            async def send_collecting(message: Message) -> None:
+                if message["type"] == "http.response.body":
+                    collected.extend(message.get("body", b""))
+                await send(message)
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, resp_headers, resp_start
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                resp_headers = message.get("headers")
-                resp_start = perf_counter()
-            elif collect_body and kind == "http.response.body":
-                body.extend(message.get("body", b""))
-            await send(message)
+            tap = SendTap(send_collecting)
+        else:
+            tap = SendTap(send)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, tap)
         finally:
             end = perf_counter()
             if inprogress is not None:
                 inprogress.dec()
             try:
-                await self._finish(scope, root0, app0, start, end, resp_start, status, resp_headers, body, exemplar)
+                # The fast path stays synchronous: no coroutine per request.
+                status = tap.status
+                rest = self._record(scope, root0, app0, start, end, tap.started,
+                                    500 if status is None else status, tap.headers, body, exemplar)
+                if rest is not None:
+                    await rest
             except Exception:  # recording must never break a request
                 if not self._warned:
                     self._warned = True
                     log.exception("fastprom: recording HTTP metrics failed (logged once)")
+
+    def _record(self, scope: Scope, root0: str, app0: Any, start: float, end: float, resp_start: float,
+                status_code: Any, resp_headers: Any, body: Optional[bytearray],
+                exemplar: Optional[dict]) -> Optional[Awaitable[None]]:
+        """Records one request; returns the awaitable of the slow path, if any."""
+        tmpl = self._resolver.template(scope, root0, app0, self.should_include_root_path)
+        handler = tmpl if tmpl is not None else scope.get("path", "")
+        if self._filtering and self._excluded(handler, tmpl is not None):
+            return None
+        if tmpl is None and self.should_group_untemplated:
+            handler = "none"
+        status = self._status_label(status_code)
+        duration = end - start
+        without_streaming = resp_start - start if resp_start else 0.0
+        if self.should_round_latency_decimals:
+            duration = round(duration, self.round_latency_decimals)
+            without_streaming = round(without_streaming, self.round_latency_decimals)
+        fast = self._fast
+        if fast is not None and (body is None or not any(p.search(handler) for p in self.body_handlers)):
+            fast.record(handler, scope["method"], status, without_streaming if fast.exclude_streaming else duration,
+                        scope.get("headers"), resp_headers, exemplar)
+            return None
+        return self._finish(scope, handler, status, status_code, duration, without_streaming, resp_headers, body,
+                            exemplar)
+
+    async def _finish(self, scope: Scope, handler: str, status: str, status_code: Any, duration: float,
+                      without_streaming: float, resp_headers: Any, body: Optional[bytearray],
+                      exemplar: Optional[dict]) -> None:
+        """The general path: Request and Response objects for user functions."""
+        from starlette.datastructures import Headers
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        collected = bytes(body) if body is not None and any(p.search(handler) for p in self.body_handlers) else b""
+        response = Response(content=collected, headers=Headers(raw=resp_headers or []), status_code=int(status_code))
+        info = Info(Request(scope), response, scope["method"], handler, status, duration, without_streaming)
+        info.exemplar = exemplar  # type: ignore[attr-defined]
+        for fn in self.instrumentations:
+            fn(info)
+        if self.async_instrumentations:
+            await asyncio.gather(*(fn(info) for fn in self.async_instrumentations))
 
     def _start_inprogress(self, scope: Scope, app0: Any) -> Any:
         assert self.inprogress is not None
@@ -194,40 +251,3 @@ class PrometheusInstrumentatorMiddleware:
         gauge = self.inprogress.labels(scope["method"], handler) if self.inprogress_labels else self.inprogress
         gauge.inc()
         return gauge
-
-    async def _finish(self, scope: Scope, root0: str, app0: Any, start: float, end: float, resp_start: float,
-                      status_code: Any, resp_headers: Any, body: bytearray, exemplar: Optional[dict]) -> None:
-        tmpl = self._resolver.template(scope, root0, app0, self.should_include_root_path)
-        handler = tmpl if tmpl is not None else scope.get("path", "")
-        if self._excluded(handler, tmpl is not None):
-            return
-        if tmpl is None and self.should_group_untemplated:
-            handler = "none"
-        status = str(int(status_code))
-        if self.should_group_status_codes:
-            status = status[0] + "xx"
-        duration = max(end - start, 0.0)
-        without_streaming = max(resp_start - start, 0.0) if resp_start else 0.0
-        if self.should_round_latency_decimals:
-            duration = round(duration, self.round_latency_decimals)
-            without_streaming = round(without_streaming, self.round_latency_decimals)
-        method = scope["method"]
-
-        fast = self._fast
-        if fast is not None and not (self.body_handlers and any(p.search(handler) for p in self.body_handlers)):
-            fast.record(handler, method, status, without_streaming if fast.exclude_streaming else duration,
-                        _header_length(scope.get("headers")), _header_length(resp_headers), exemplar)
-            return
-
-        from starlette.datastructures import Headers
-        from starlette.requests import Request
-        from starlette.responses import Response
-
-        collected = bytes(body) if any(p.search(handler) for p in self.body_handlers) else b""
-        response = Response(content=collected, headers=Headers(raw=resp_headers or []), status_code=int(status_code))
-        info = Info(Request(scope), response, method, handler, status, duration, without_streaming)
-        info.exemplar = exemplar  # type: ignore[attr-defined]
-        for fn in self.instrumentations:
-            fn(info)
-        if self.async_instrumentations:
-            await asyncio.gather(*(fn(info) for fn in self.async_instrumentations))

@@ -79,9 +79,9 @@ class RouteResolver:
         route = scope.get("route")
         if route is None:
             return None
-        root = scope.get("root_path", "") or ""
-        prefix = root[len(root0):] if root.startswith(root0) else ""
-        key = (id(route), prefix, id(app0))
+        root = scope.get("root_path") or ""
+        prefix = root[len(root0):] if root != root0 and root.startswith(root0) else ""
+        key = (id(route), prefix, id(app0) if prefix else 0)
         hit = self._cache.get(key)
         if hit is not None and hit[0] is route:
             tmpl = hit[1]
