@@ -49,7 +49,7 @@ def _trace_exemplar() -> Optional[Any]:
             if now < next_check:
                 return None
             next_check = now + 1.0
-            if isinstance(get_provider(), proxy):
+            if proxy is not None and isinstance(get_provider(), proxy):
                 return None
             configured = True
         ctx = get_span().get_span_context()
