@@ -98,17 +98,31 @@ def _content_length(headers: Any) -> int:
     return n if n >= 0 else 0
 
 
-def _instrument(metric: Any, names: List[str], custom_labels: Dict[str, str],
-                value: Callable[[Info], float]) -> Callable[[Info], None]:
-    update = metric.inc if isinstance(metric, Counter) else None
+def _closure(cls: Type[Any], metric_name: str, metric_doc: str, namespace: str, subsystem: str,
+             handler: bool, method: bool, status: bool, registry: Any, custom_labels: Optional[Dict[str, str]],
+             value: Callable[[Info], float], **kw: Any) -> Callable[[Info], None]:
+    """Creates (or reuses) the metric and returns the function that records
+    ``value(info)`` into the child for the request's labels."""
+    custom = dict(custom_labels or {})
+    names = _labels(handler, method, status, custom)
+    metric = _metric(cls, metric_name, metric_doc, names, namespace, subsystem, registry, **kw)
+    counts = isinstance(metric, Counter)
 
     def instrumentation(info: Info) -> None:
-        target = metric.labels(*_values(names, info, custom_labels)) if names else metric
-        if update is not None:
+        target = metric.labels(*_values(names, info, custom)) if names else metric
+        if counts:
             target.inc(value(info))
         else:
             target.observe(value(info))
     return instrumentation
+
+
+def _request_length(info: Info) -> int:
+    return _content_length(info.request.headers)
+
+
+def _response_length(info: Info) -> int:
+    return _content_length(getattr(info.response, "headers", None))
 
 
 def latency(metric_name: str = "http_request_duration_seconds",
@@ -119,13 +133,11 @@ def latency(metric_name: str = "http_request_duration_seconds",
             buckets: Sequence[Union[float, str]] = DEFAULT_BUCKETS, registry: Any = REGISTRY,
             custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
     """A histogram of request durations in seconds."""
-    custom_labels = dict(custom_labels or {})
-    names = _labels(should_include_handler, should_include_method, should_include_status, custom_labels)
-    m = _metric(Histogram, metric_name, metric_doc, names, metric_namespace, metric_subsystem, registry,
-                buckets=[float(b) for b in buckets])
-    if should_exclude_streaming_duration:
-        return _instrument(m, names, custom_labels, lambda i: i.modified_duration_without_streaming)
-    return _instrument(m, names, custom_labels, lambda i: i.modified_duration)
+    def duration(i: Info) -> float:
+        return i.modified_duration_without_streaming if should_exclude_streaming_duration else i.modified_duration
+    return _closure(Histogram, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
+                    should_include_method, should_include_status, registry, custom_labels, duration,
+                    buckets=[float(b) for b in buckets])
 
 
 def request_size(metric_name: str = "http_request_size_bytes", metric_doc: str = "Content bytes of requests.",
@@ -134,10 +146,8 @@ def request_size(metric_name: str = "http_request_size_bytes", metric_doc: str =
                  should_include_status: bool = True, registry: Any = REGISTRY,
                  custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
     """A summary of request Content-Length headers (0 when absent)."""
-    custom_labels = dict(custom_labels or {})
-    names = _labels(should_include_handler, should_include_method, should_include_status, custom_labels)
-    m = _metric(Summary, metric_name, metric_doc, names, metric_namespace, metric_subsystem, registry)
-    return _instrument(m, names, custom_labels, lambda i: _content_length(i.request.headers))
+    return _closure(Summary, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
+                    should_include_method, should_include_status, registry, custom_labels, _request_length)
 
 
 def response_size(metric_name: str = "http_response_size_bytes", metric_doc: str = "Content bytes of responses.",
@@ -146,10 +156,8 @@ def response_size(metric_name: str = "http_response_size_bytes", metric_doc: str
                   should_include_status: bool = True, registry: Any = REGISTRY,
                   custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
     """A summary of response Content-Length headers (0 when absent, e.g. streaming)."""
-    custom_labels = dict(custom_labels or {})
-    names = _labels(should_include_handler, should_include_method, should_include_status, custom_labels)
-    m = _metric(Summary, metric_name, metric_doc, names, metric_namespace, metric_subsystem, registry)
-    return _instrument(m, names, custom_labels, lambda i: _content_length(getattr(i.response, "headers", None)))
+    return _closure(Summary, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
+                    should_include_method, should_include_status, registry, custom_labels, _response_length)
 
 
 def combined_size(metric_name: str = "http_combined_size_bytes",
@@ -159,11 +167,9 @@ def combined_size(metric_name: str = "http_combined_size_bytes",
                   should_include_status: bool = True, registry: Any = REGISTRY,
                   custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
     """A summary of request plus response Content-Length."""
-    custom_labels = dict(custom_labels or {})
-    names = _labels(should_include_handler, should_include_method, should_include_status, custom_labels)
-    m = _metric(Summary, metric_name, metric_doc, names, metric_namespace, metric_subsystem, registry)
-    return _instrument(m, names, custom_labels, lambda i: _content_length(i.request.headers)
-                       + _content_length(getattr(i.response, "headers", None)))
+    return _closure(Summary, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
+                    should_include_method, should_include_status, registry, custom_labels,
+                    lambda i: _request_length(i) + _response_length(i))
 
 
 def requests(metric_name: str = "http_requests_total",
@@ -173,10 +179,8 @@ def requests(metric_name: str = "http_requests_total",
              should_include_status: bool = True, registry: Any = REGISTRY,
              custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
     """A counter of requests."""
-    custom_labels = dict(custom_labels or {})
-    names = _labels(should_include_handler, should_include_method, should_include_status, custom_labels)
-    m = _metric(Counter, metric_name, metric_doc, names, metric_namespace, metric_subsystem, registry)
-    return _instrument(m, names, custom_labels, lambda i: 1)
+    return _closure(Counter, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
+                    should_include_method, should_include_status, registry, custom_labels, lambda i: 1)
 
 
 class DefaultInstrumentation:
@@ -225,8 +229,7 @@ class DefaultInstrumentation:
     def __call__(self, info: Info) -> None:
         duration = info.modified_duration_without_streaming if self.exclude_streaming else info.modified_duration
         self.record(info.modified_handler, info.method, info.modified_status, duration,
-                    _content_length(info.request.headers), _content_length(getattr(info.response, "headers", None)),
-                    getattr(info, "exemplar", None))
+                    _request_length(info), _response_length(info), getattr(info, "exemplar", None))
 
 
 def default(metric_namespace: str = "", metric_subsystem: str = "",
