@@ -90,10 +90,11 @@ static int init_arena(fp_store *s, uint64_t size)
     h->size = size;
     h->max_families = FP_MAX_FAMILIES;
     h->max_procs = FP_MAX_PROCS;
-    /* One slot per 256 arena bytes, a power of two; at most 3/4 used by
+    /* One slot per KiB of arena, a power of two: 256K slots (2 MiB, touched
+     * as series arrive) for the default 256 MiB.  At most 3/4 are used by
      * ordinary series, up to 7/8 with overflow series. */
     uint64_t nslots = 1024;
-    while (nslots * 256 < size)
+    while (nslots * 1024 < size)
         nslots <<= 1;
     h->nslots = nslots;
     h->max_series = nslots / 4 * 3;
