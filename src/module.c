@@ -6,7 +6,9 @@
  * a single call into C that touches only atomic cells. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <math.h>
+#include <string.h>
 #include <strings.h>
 #include <structmember.h>
 
@@ -75,6 +77,17 @@ static PyObject *raise_status(PyTypeObject *tp, int rc, const char *what)
     return NULL;
 }
 
+/* Says once that this process is not in the process table (so its "live"
+ * gauges will outlive it).  0 or -1 with an exception set. */
+static int warn_untracked(void)
+{
+    return PyErr_WarnEx(PyExc_RuntimeWarning,
+                        "the shared metrics store's process table is full (4096 worker starts since the "
+                        "store file was made): this process's live gauges will not disappear when it exits; "
+                        "empty PROMETHEUS_MULTIPROC_DIR at the next deploy",
+                        1);
+}
+
 static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"size", "path", NULL};
@@ -106,6 +119,10 @@ static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
             module_state *ms = state_of_type(tp);
             if (ms)
                 PyErr_SetString(ms->StoreFileError, err);
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (self->st.proc == 0 && warn_untracked() < 0) {
             Py_DECREF(self);
             return NULL;
         }
@@ -214,7 +231,8 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *k
         goto done;
     }
     if (nq && (type != FP_SUMMARY || nq > FP_Q_MAX_QUANTILES || qv[0] < 0 || qv[nq - 1] > 1 || age_buckets < 1 ||
-               age_buckets > (int)FP_Q_MAX_AGE_BUCKETS || !(max_age > 0) || !isfinite(max_age))) {
+               age_buckets > (int)FP_Q_MAX_AGE_BUCKETS || !(max_age / age_buckets >= FP_Q_MIN_PERIOD) ||
+               !(max_age <= FP_Q_MAX_AGE))) {
         PyErr_SetString(PyExc_ValueError, "add_family: invalid quantiles, max_age or age_buckets");
         goto done;
     }
@@ -519,8 +537,18 @@ static PyObject *Store_processes(StoreObject *self, PyObject *Py_UNUSED(ignored)
 /* attach_process(): registers the calling process, e.g. in a forked child. */
 static PyObject *Store_attach_process(StoreObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->st.fd >= 0 && fp_store_attach_process(&self->st) != FP_OK)
-        return raise_status(Py_TYPE(self), FP_EFULL, "process table");
+    if (self->st.fd < 0)
+        Py_RETURN_NONE;
+    int rc = fp_store_attach_process(&self->st, 1);
+    if (rc == FP_EFILE) {
+        module_state *ms = state_of_type(Py_TYPE(self));
+        if (ms)
+            PyErr_Format(ms->StoreFileError, "cannot reopen the metrics store file %s after a fork: %s",
+                         self->st.path, strerror(errno));
+        return NULL;
+    }
+    if (rc == FP_EFULL && warn_untracked() < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1499,20 +1527,19 @@ static double header_length(PyObject *headers)
         if (!PyBytes_Check(k) || !PyBytes_Check(v) || PyBytes_GET_SIZE(k) != 14 ||
             strncasecmp(PyBytes_AS_STRING(k), "content-length", 14) != 0)
             continue;
-        const char *p = PyBytes_AS_STRING(v);
-        Py_ssize_t len = PyBytes_GET_SIZE(v);
-        double acc = 0;
-        int digits = 0;
-        for (Py_ssize_t j = 0; j < len; j++) {
-            if (p[j] >= '0' && p[j] <= '9') {
-                acc = acc * 10 + (p[j] - '0');
-                digits++;
-            } else if (p[j] != ' ' && p[j] != '\t') {
-                digits = 0;
-                break;
-            }
+        /* Digits, with blanks only around them, and at most 18 of them:
+         * anything else (it comes from the client) counts as 0. */
+        const char *p = PyBytes_AS_STRING(v), *end = p + PyBytes_GET_SIZE(v);
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        uint64_t acc = 0;
+        if (end > p && end - p <= 18) {
+            for (; p < end && *p >= '0' && *p <= '9'; p++)
+                acc = acc * 10 + (uint64_t)(*p - '0');
+            n = p == end ? (double)acc : 0;
         }
-        n = digits ? acc : 0;
         break;
     }
     Py_DECREF(seq);

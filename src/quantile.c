@@ -78,7 +78,8 @@ static uint64_t epoch_of(const fp_family *f, double now)
 {
     double period = f->max_age / f->age_buckets;
     double e = floor(now / period);
-    return e > 0 ? (uint64_t)e : 0;
+    /* Clamped well below 2^63 (the BUSY bit) before the conversion. */
+    return e > 0 ? (e < 0x1p61 ? (uint64_t)e : (1ull << 61)) : 0;
 }
 
 /* Takes the snapshot that starts epoch e, unless someone has.  Lock-free:
@@ -122,19 +123,30 @@ void fp_q_values(const fp_store *s, const fp_family *f, fp_series *se, double no
      * failing that the next later one (no snapshot for an epoch means no
      * observation was made in it, so the counts did not change). */
     const fp_word *base = NULL;
-    uint64_t first = e + 1 > A ? e + 1 - A : 0;
-    for (uint64_t x = first; x <= e && !base; x++) {
-        const fp_word *slot = snap_of(se, (uint32_t)(x % (A + 1)));
-        if (fp_load_acq(&slot[0]) == x + 1)
-            base = slot + 1;
-    }
-    /* One read of the window's counts, so the walk below agrees with its total. */
+    uint64_t tag = 0, total = 0;
     fp_word *cum = cum_of(se);
-    uint64_t total = 0;
-    for (uint32_t i = 0; base && i < b; i++) {
-        uint64_t c = fp_load(&cum[i]), o = fp_load(&base[i]);
-        scratch[i] = c > o ? c - o : 0;
-        total += scratch[i];
+    /* Twice at most: if a writer epochs ahead of us (a late clock, a long
+     * pause) reclaims the base snapshot while we copy it, start again. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        base = NULL;
+        uint64_t first = e + 1 > A ? e + 1 - A : 0;
+        for (uint64_t x = first; x <= e && !base; x++) {
+            const fp_word *slot = snap_of(se, (uint32_t)(x % (A + 1)));
+            if (fp_load_acq(&slot[0]) == x + 1) {
+                base = slot + 1;
+                tag = x + 1;
+            }
+        }
+        /* One read of the window's counts, so the walk below agrees with its total. */
+        total = 0;
+        for (uint32_t i = 0; base && i < b; i++) {
+            uint64_t c = fp_load(&cum[i]), o = fp_load(&base[i]);
+            scratch[i] = c > o ? c - o : 0;
+            total += scratch[i];
+        }
+        if (!base || fp_load_acq(&base[-1]) == tag)
+            break;
+        base = NULL;
     }
     for (uint32_t j = 0; j < f->nquantiles; j++)
         out[j] = NAN;

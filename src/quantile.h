@@ -25,6 +25,10 @@
 #define FP_Q_MAX 1e12
 #define FP_Q_MAX_QUANTILES 32u
 #define FP_Q_MAX_AGE_BUCKETS 60u
+/* Window steps of at least a millisecond, windows of at most a year: epoch
+ * numbers then stay far below 2^62. */
+#define FP_Q_MIN_PERIOD 1e-3
+#define FP_Q_MAX_AGE (366.0 * 86400.0)
 
 /* Cells a summary series with quantiles needs after its count and sum. */
 uint32_t fp_q_cells(uint32_t age_buckets);

@@ -338,7 +338,11 @@ static int render_mp_gauge(fp_buf *b, const fp_store *s, const fp_family *f, con
         b->oom = 1;
         return FP_ENOMEM;
     }
-    for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
+    /* Series added since the count above (other workers, other threads)
+     * wait for the next scrape: the tables are sized for `nseries`. */
+    size_t walked = 0;
+    for (fp_off off = fp_load_acq(&f->head); off && walked < nseries;
+         off = fp_load_acq(&((fp_series *)fp_at(s, off))->next), walked++) {
         const fp_series *se = fp_at(s, off);
         if (fp_load32_acq(&se->state) != FP_LIVE)
             continue;

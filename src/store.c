@@ -82,8 +82,9 @@ static fp_off arena_strdup_in(fp_store *s, const char *p, size_t len, int overfl
 
 static fp_off arena_strdup(fp_store *s, const char *p, size_t len) { return arena_strdup_in(s, p, len, 0); }
 
-/* Lays out a fresh arena of h->size bytes (zeroed).  FP_OK or FP_ENOMEM. */
-static int init_arena(fp_store *s, uint64_t size)
+/* Fills in a header's sizes and table offsets for an arena of `size`
+ * bytes; the same size always gives the same layout. */
+static void layout(fp_store *s, uint64_t size)
 {
     fp_header *h = fp_hdr(s);
     h->version = FP_LAYOUT_VERSION;
@@ -100,11 +101,19 @@ static int init_arena(fp_store *s, uint64_t size)
     h->max_series = nslots / 4 * 3;
     h->max_series_overflow = nslots / 8 * 7;
     h->reserve = size / 32 < (1u << 20) ? size / 32 : (1u << 20);
-    fp_put(&h->top, (sizeof(fp_header) + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1));
-    h->families = arena_alloc(s, sizeof(fp_word) * FP_MAX_FAMILIES);
-    h->slots = arena_alloc(s, sizeof(fp_word) * nslots);
-    h->procs = arena_alloc(s, sizeof(fp_proc) * FP_MAX_PROCS);
-    if (!h->families || !h->slots || !h->procs)
+    uint64_t at = (sizeof(fp_header) + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1);
+    h->families = at;
+    h->slots = h->families + sizeof(fp_word) * FP_MAX_FAMILIES;
+    h->procs = h->slots + sizeof(fp_word) * nslots;
+    fp_put(&h->top, h->procs + sizeof(fp_proc) * FP_MAX_PROCS);
+}
+
+/* Lays out a fresh arena of `size` bytes (zeroed).  FP_OK or FP_ENOMEM. */
+static int init_arena(fp_store *s, uint64_t size)
+{
+    fp_header *h = fp_hdr(s);
+    layout(s, size);
+    if (fp_load(&h->top) > size)
         return FP_ENOMEM;
     /* The magic goes last: a process that maps a half-made file sees none. */
     fp_store_rel((fp_word *)&h->magic, FP_MAGIC);
@@ -122,6 +131,7 @@ int fp_store_open(fp_store *s, uint64_t size)
     s->size = size;
     s->fd = -1;
     s->proc = 0;
+    s->path = NULL;
     if (init_arena(s, size) != FP_OK) {
         munmap(base, size);
         s->base = NULL;
@@ -153,9 +163,16 @@ static uint64_t proc_start(long pid)
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
-int fp_store_attach_process(fp_store *s)
+int fp_store_attach_process(fp_store *s, int forked)
 {
     fp_header *h = fp_hdr(s);
+    if (forked && s->fd >= 0 && s->path) {
+        int fd = open(s->path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            return FP_EFILE;
+        close(s->fd);
+        s->fd = fd;
+    }
     fp_proc *procs = fp_at(s, h->procs);
     long pid = (long)getpid();
     /* Entries are claimed once and never reused: series of a dead process
@@ -184,13 +201,142 @@ int fp_proc_alive(const fp_store *s, uint32_t proc)
         return s->proc == proc;
     if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
         return 0;
-    uint64_t start = fp_load(&e->start);
-    return start == 0 || proc_start(pid) == start;
+    /* A start time we cannot read now (say /proc is hidden) proves nothing. */
+    uint64_t start = fp_load(&e->start), now = start ? proc_start(pid) : 0;
+    return start == 0 || now == 0 || now == start;
+}
+
+/* flock, retried when a signal interrupts the wait.  0 or -1 (errno set). */
+static int lock_file(int fd, int op)
+{
+    int rc;
+    while ((rc = flock(fd, op)) != 0 && errno == EINTR)
+        ;
+    return rc;
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, const char *path, const char *detail)
 {
     snprintf(err, errlen, fmt, path, detail);
+}
+
+static int is_zero(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i])
+            return 0;
+    return 1;
+}
+
+/* 1 if [off, off + len) lies within the arena's allocated part, aligned. */
+static int in_arena(const fp_store *s, uint64_t off, uint64_t len)
+{
+    uint64_t top = fp_load(&fp_hdr(s)->top);
+    return off >= sizeof(fp_header) && off <= top && len <= top - off && (off & (FP_ALIGN - 1)) == 0;
+}
+
+/* 1 if a NUL-terminated string of `len` bytes starts at off, inside the arena. */
+static int string_ok(const fp_store *s, uint64_t off, uint64_t len)
+{
+    uint64_t top = fp_load(&fp_hdr(s)->top);
+    return off >= sizeof(fp_header) && off < top && len < top - off &&
+           memchr(fp_at(s, off), '\0', (size_t)len + 1) == (const char *)fp_at(s, off) + len;
+}
+
+/* Checks a store file before anything is read through its offsets: the
+ * header must be the layout this size gives, and every family and series
+ * record reachable from it must be well-formed.  Returns NULL, or why not. */
+static const char *validate(fp_store *s)
+{
+    const fp_header *h = fp_hdr(s);
+    if (fp_load_acq((fp_word *)&h->magic) != FP_MAGIC)
+        return "not a fastprom store (or was left half-made)";
+    if (h->version != FP_LAYOUT_VERSION)
+        return "written by another version of fastprom";
+    if (h->size != s->size)
+        return "truncated or resized";
+    /* The layout a fresh store of this size gets, computed on a scratch header. */
+    fp_header want;
+    memset(&want, 0, sizeof want);
+    fp_store probe = {.base = (char *)&want, .size = sizeof want, .fd = -1};
+    layout(&probe, s->size);
+    if (h->max_families != want.max_families || h->max_procs != want.max_procs || h->nslots != want.nslots ||
+        h->max_series != want.max_series || h->max_series_overflow != want.max_series_overflow ||
+        h->reserve != want.reserve || h->families != want.families || h->slots != want.slots ||
+        h->procs != want.procs)
+        return "corrupt (its header does not match its size)";
+    uint64_t top = fp_load(&h->top);
+    uint32_t nfam = fp_load32_acq(&h->nfamilies);
+    if (top < fp_load(&want.top) || top > h->size || nfam > h->max_families)
+        return "corrupt (its header is inconsistent)";
+    for (uint32_t i = 0; i < nfam; i++) {
+        uint64_t off = fp_load_acq(&((fp_word *)fp_at(s, h->families))[i]);
+        if (!in_arena(s, off, sizeof(fp_family)))
+            return "corrupt (a metric family is out of place)";
+        const fp_family *f = fp_at(s, off);
+        uint32_t cells = 0;
+        switch (f->type) {
+        case FP_COUNTER: case FP_GAUGE: cells = 2; break;
+        case FP_HISTOGRAM: cells = f->nbuckets + 1; break;
+        case FP_SUMMARY:
+            cells = 2;
+            if (f->nquantiles) {
+                if (f->nquantiles > FP_Q_MAX_QUANTILES || f->age_buckets < 1 ||
+                    f->age_buckets > FP_Q_MAX_AGE_BUCKETS || !in_arena(s, f->quantiles, 8ull * f->nquantiles))
+                    return "corrupt (a summary's quantiles are damaged)";
+                cells += fp_q_cells(f->age_buckets);
+            }
+            break;
+        default: return "corrupt (a metric family has an unknown type)";
+        }
+        uint64_t spare = fp_load(&f->spare);
+        if (f->index != i || f->ncells != cells || f->mpmode > FP_MP_LIVEMOSTRECENT ||
+            (spare && !in_arena(s, spare, sizeof(fp_series) + 8ull * cells)) ||
+            (f->type == FP_HISTOGRAM && (f->nbuckets < 1 || f->nbuckets > (1u << 20) ||
+                                         !in_arena(s, f->buckets, 8ull * f->nbuckets))) ||
+            !string_ok(s, f->name, f->name_len) || !string_ok(s, f->help, f->help_len) ||
+            !string_ok(s, f->unit, f->unit_len) ||
+            (f->nlabels && (f->nlabels > 4096 || !in_arena(s, f->labelnames, 8ull * f->nlabels))))
+            return "corrupt (a metric family is damaged)";
+        const fp_off *ln = f->nlabels ? fp_at(s, f->labelnames) : NULL;
+        for (uint32_t j = 0; j < f->nlabels; j++)
+            if (ln[j] < sizeof(fp_header) || ln[j] >= top || !memchr(fp_at(s, ln[j]), '\0', (size_t)(top - ln[j])))
+                return "corrupt (a label name is damaged)";
+    }
+    /* Every series, through the hash table (which holds them all). */
+    const fp_word *slots = fp_at(s, h->slots);
+    for (uint64_t i = 0; i < h->nslots; i++) {
+        uint64_t off = fp_load_acq(&slots[i]);
+        if (!off)
+            continue;
+        if (!in_arena(s, off, sizeof(fp_series)))
+            return "corrupt (a series is out of place)";
+        const fp_series *se = fp_at(s, off);
+        if (se->family >= nfam)
+            return "corrupt (a series is out of place)";
+        const fp_family *f = fp_family_get(s, se->family);
+        uint64_t ex = fp_load(&se->exemplars), next = fp_load(&se->next);
+        uint32_t nex = f->type == FP_HISTOGRAM ? f->nbuckets : 1;
+        if (!in_arena(s, off, sizeof(fp_series) + 8ull * f->ncells) || se->base_len > se->text_len ||
+            se->text < sizeof(fp_header) || se->text > top || se->text_len > top - se->text ||
+            (ex && !in_arena(s, ex, sizeof(fp_exemplar) * (uint64_t)nex)) ||
+            (next && !in_arena(s, next, sizeof(fp_series))) || se->proc > h->max_procs)
+            return "corrupt (a series is damaged)";
+    }
+    /* The family lists link only series the table holds, so they end. */
+    for (uint32_t i = 0; i < nfam; i++) {
+        const fp_family *f = fp_family_get(s, i);
+        uint64_t steps = 0, off = fp_load_acq(&f->head);
+        for (; off && steps <= h->max_series_overflow; steps++) {
+            if (!in_arena(s, off, sizeof(fp_series)) || ((const fp_series *)fp_at(s, off))->family != i)
+                return "corrupt (a series list is damaged)";
+            off = fp_load_acq(&((const fp_series *)fp_at(s, off))->next);
+        }
+        if (off)
+            return "corrupt (a series list loops)";
+    }
+    return NULL;
 }
 
 int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen)
@@ -200,6 +346,7 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
     s->base = NULL;
     s->fd = -1;
     s->proc = 0;
+    s->path = NULL;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         set_err(err, errlen,
@@ -210,7 +357,7 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
     }
     /* Only creation and checking of the file is serialised, with a lock on
      * the file itself; updates never take it. */
-    if (flock(fd, LOCK_EX) != 0) {
+    if (lock_file(fd, LOCK_EX) != 0) {
         set_err(err, errlen, "cannot lock the metrics store file %s: %s", path, strerror(errno));
         close(fd);
         return FP_EFILE;
@@ -247,19 +394,15 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
             set_err(err, errlen, "the metrics store file %s is too small (%s)", path, "raise its size");
             goto unmap;
         }
+    } else if (fp_load_acq((fp_word *)&h->magic) == 0 && is_zero(base, sizeof(fp_header))) {
+        /* Sized but never laid out: its creator died before finishing (we
+         * hold the lock, so no one else is making it).  Finish the job. */
+        if (init_arena(s, map_size) != FP_OK) {
+            set_err(err, errlen, "the metrics store file %s is too small (%s)", path, "raise its size");
+            goto unmap;
+        }
     } else {
-        const char *why = NULL;
-        uint64_t magic = fp_load_acq((fp_word *)&h->magic);
-        if (magic != FP_MAGIC)
-            why = "not a fastprom store (or was left half-made)";
-        else if (h->version != FP_LAYOUT_VERSION)
-            why = "written by another version of fastprom";
-        else if (h->size != map_size)
-            why = "truncated or resized";
-        else if (h->slots == 0 || h->families == 0 || h->procs == 0 || h->slots >= map_size ||
-                 h->families >= map_size || h->procs >= map_size || (h->nslots & (h->nslots - 1)) ||
-                 h->slots + h->nslots * sizeof(fp_word) > map_size || fp_load(&h->top) < sizeof(fp_header))
-            why = "corrupt";
+        const char *why = validate(s);
         if (why) {
             set_err(err, errlen,
                     "the metrics store file %s is %s; delete it (with every worker stopped) or point "
@@ -268,7 +411,11 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
             goto unmap;
         }
     }
-    fp_store_attach_process(s);
+    if (!(s->path = strdup(path))) {
+        set_err(err, errlen, "out of memory opening %s%s", path, "");
+        goto unmap;
+    }
+    fp_store_attach_process(s, 0); /* a full process table is reported by the caller */
     rc = FP_OK;
     goto out;
 unmap:
@@ -276,7 +423,7 @@ unmap:
     s->base = NULL;
     s->fd = -1;
 out:
-    flock(fd, LOCK_UN);
+    lock_file(fd, LOCK_UN);
     if (rc != FP_OK)
         close(fd);
     return rc;
@@ -288,8 +435,10 @@ void fp_store_close(fp_store *s)
         munmap(s->base, s->size);
     if (s->fd >= 0)
         close(s->fd);
+    free(s->path);
     s->base = NULL;
     s->fd = -1;
+    s->path = NULL;
 }
 
 uint32_t fp_family_count(const fp_store *s) { return fp_load32_acq(&fp_hdr(s)->nfamilies); }
@@ -338,7 +487,8 @@ static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *ou
         ncells = 2;
         if (sp->nquantiles) {
             if (sp->nquantiles > FP_Q_MAX_QUANTILES || !sp->quantiles || sp->age_buckets < 1 ||
-                sp->age_buckets > FP_Q_MAX_AGE_BUCKETS || !(sp->max_age > 0) || !isfinite(sp->max_age))
+                sp->age_buckets > FP_Q_MAX_AGE_BUCKETS || !(sp->max_age / sp->age_buckets >= FP_Q_MIN_PERIOD) ||
+                !(sp->max_age <= FP_Q_MAX_AGE))
                 return FP_EINVAL;
             for (uint32_t i = 0; i < sp->nquantiles; i++)
                 if (!(sp->quantiles[i] >= 0 && sp->quantiles[i] <= 1) || (i && sp->quantiles[i] <= sp->quantiles[i - 1]))
@@ -412,6 +562,14 @@ static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *ou
         f->nquantiles = sp->nquantiles;
         f->max_age = sp->max_age;
         f->age_buckets = sp->age_buckets;
+        /* The arena's reserve holds few series this large: keep one block
+         * aside so that the overflow series can always be made. */
+        if (sp->nlabels) {
+            fp_off spare = arena_alloc(s, sizeof(fp_series) + sizeof(fp_word) * ncells);
+            if (!spare)
+                return FP_ENOMEM;
+            fp_put(&f->spare, spare);
+        }
     }
 
     /* Claim an index, fill its slot, then publish the count.  Family
@@ -430,11 +588,11 @@ static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *ou
 
 int fp_family_add(fp_store *s, const fp_family_spec *spec, uint32_t *out_index)
 {
-    if (s->fd >= 0 && flock(s->fd, LOCK_EX) != 0)
+    if (s->fd >= 0 && lock_file(s->fd, LOCK_EX) != 0)
         return FP_EFILE;
     int rc = family_add_locked(s, spec, out_index);
     if (s->fd >= 0)
-        flock(s->fd, LOCK_UN);
+        lock_file(s->fd, LOCK_UN);
     return rc;
 }
 
@@ -590,6 +748,12 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
                 break;
             }
             mine = arena_alloc_in(s, sizeof(fp_series) + sizeof(fp_word) * f->ncells, overflow);
+            if (!mine && overflow) {
+                /* Take the family's spare block, if no one has. */
+                uint64_t spare = fp_load(&f->spare);
+                if (spare && fp_cas_rel(&f->spare, &spare, 0))
+                    mine = spare;
+            }
             fp_off t = mine ? arena_strdup_in(s, text, len, overflow) : 0;
             if (!t) {
                 rc = FP_ENOMEM;

@@ -22,7 +22,7 @@
 #define FP_MAGIC 0x314d5250545346ULL /* "FSTPRM1" */
 /* Bumped whenever the arena layout changes: a store file written by
  * another layout is refused at start-up. */
-#define FP_LAYOUT_VERSION 2u
+#define FP_LAYOUT_VERSION 3u
 
 enum fp_type { FP_COUNTER = 1, FP_GAUGE = 2, FP_HISTOGRAM = 3, FP_SUMMARY = 4 };
 
@@ -100,6 +100,8 @@ typedef struct {
     double max_age;         /* summary: window length, seconds */
     uint32_t age_buckets;   /* summary: epochs in the window */
     uint32_t pad;
+    fp_word spare;          /* a series-sized block kept for the overflow
+                               series when series are large (quantiles) */
 } fp_family;
 
 /* What fp_family_add is asked to create.  Strings are UTF-8 with lengths. */
@@ -149,6 +151,7 @@ typedef struct {
     uint64_t size;
     int fd;                 /* the store file, or -1 for a private store */
     uint32_t proc;          /* our process table entry (1-based), 0 if none */
+    char *path;             /* the store file's path (malloc'd), or NULL */
 } fp_store;
 
 /* Cell layout per type:
@@ -214,8 +217,11 @@ int fp_store_open(fp_store *s, uint64_t size);
 int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen);
 void fp_store_close(fp_store *s);
 
-/* Registers the calling process (again, after a fork).  0 or FP_EFULL. */
-int fp_store_attach_process(fp_store *s);
+/* Registers the calling process.  After a fork (`forked` set) it also
+ * reopens the file: a flock belongs to an open file description, which a
+ * forked child would otherwise share with its parent and siblings.
+ * 0, FP_EFULL (process table full) or FP_EFILE. */
+int fp_store_attach_process(fp_store *s, int forked);
 
 /* 1 if process table entry `proc` (1-based) is a live process, else 0. */
 int fp_proc_alive(const fp_store *s, uint32_t proc);

@@ -207,8 +207,14 @@ def test_unusable_store_files_fail_at_start_up_with_a_clear_error(tmp_path):
         "another version": lambda: store.write_bytes(good[:8] + b"\x63\x00\x00\x00" + good[12:]),
         "truncated": lambda: store.write_bytes(good[:1000]),
         "not a fastprom store": lambda: store.write_bytes(b"garbage!" * 4096),
+        # nslots (at byte 24) doubled: the header no longer fits the file's size.
+        "does not match its size": lambda: store.write_bytes(
+            good[:24] + (int.from_bytes(good[24:32], "little") * 2).to_bytes(8, "little") + good[32:]),
     }
     for why, damage in cases.items():
+        if why == "does not match its size":
+            assert _start_with(tmp_path).returncode == 0
+            good = store.read_bytes()
         damage()
         r = _start_with(tmp_path)
         assert r.returncode != 0

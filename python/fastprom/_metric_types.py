@@ -405,10 +405,12 @@ def _check_quantiles(name: str, quantiles: Iterable[float], max_age_seconds: flo
     if len(qs) > _core_max_quantiles:
         raise InvalidMetricError(f"{name}: at most {_core_max_quantiles} quantiles, got {len(qs)}")
     if qs:
-        if not (isinstance(max_age_seconds, (int, float)) and 0 < max_age_seconds < math.inf):
-            raise InvalidMetricError(f"{name}: max_age_seconds must be a positive number, got {max_age_seconds!r}")
         if not (isinstance(age_buckets, int) and 1 <= age_buckets <= 60):
             raise InvalidMetricError(f"{name}: age_buckets must be an integer from 1 to 60, got {age_buckets!r}")
+        if not (isinstance(max_age_seconds, (int, float)) and 0.001 * age_buckets <= max_age_seconds <= 366 * 86400):
+            raise InvalidMetricError(
+                f"{name}: max_age_seconds must be at least 1 ms per age bucket and at most a year, "
+                f"got {max_age_seconds!r}")
     return tuple(sorted(qs))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 import weakref
 from typing import Any, List, Optional
 
@@ -72,10 +73,18 @@ def track_per_process(metric: Any) -> None:
 
 
 def _after_fork_in_child() -> None:
+    # Each step on its own: one failing must not leave the others undone
+    # (a gauge still keyed to the parent would write the parent's series).
     for store in list(_shared_stores):
-        store.attach_process()
+        try:
+            store.attach_process()
+        except Exception as e:  # noqa: BLE001 - reported, the child goes on
+            warnings.warn(f"fastprom: {e}", RuntimeWarning)
     for metric in list(_per_process):
-        metric._after_fork()
+        try:
+            metric._after_fork()
+        except Exception as e:  # noqa: BLE001
+            warnings.warn(f"fastprom: {metric!r} could not be re-keyed after a fork: {e}", RuntimeWarning)
 
 
 def _install_fork_hook() -> None:

@@ -943,7 +943,7 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     check_floats();
 
-    int rc = fp_store_open(&store, 64u << 20);
+    int rc = fp_store_open(&store, 256u << 20);
     if (rc != FP_OK) {
         fprintf(stderr, "fp_store_open = %d\n", rc);
         return 1;
