@@ -211,6 +211,23 @@ size_t fp_format_float(char *out, double v, int openmetrics)
         memcpy(dig, tmp + k, (size_t)nd);
         while (nd > 1 && dig[nd - 1] == '0')
             nd--;
+    } else if (a < 1e12 && a * 1000.0 == floor(a * 1000.0) && floor(a * 1000.0) / 1000.0 == a) {
+        /* Up to three decimals (created timestamps, which are kept to the
+         * millisecond, and most bucket bounds and sums): the digits of
+         * a * 1000, which read back as a, and which no shorter decimal
+         * does, as they number at most 15. */
+        int64_t i = (int64_t)(a * 1000.0);
+        char tmp[24];
+        int k = 24;
+        do {
+            tmp[--k] = (char)('0' + i % 10);
+            i /= 10;
+        } while (i);
+        nd = 24 - k;
+        exp = nd - 1 - 3;
+        memcpy(dig, tmp + k, (size_t)nd);
+        while (nd > 1 && dig[nd - 1] == '0')
+            nd--;
     } else {
         char tmp[40];
         /* snprintf and strtod follow LC_NUMERIC; pin the C locale for them. */

@@ -766,7 +766,9 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
             se->text_len = (uint32_t)len;
             se->base_len = (uint32_t)base_len;
             se->proc = proc;
-            fp_stored(&se->created, fp_now());
+            /* To the millisecond: enough for a created timestamp, and it
+             * renders without the slow path of float formatting. */
+            fp_stored(&se->created, floor(fp_now() * 1000.0) / 1000.0);
             atomic_init(&se->state, FP_LIVE);
         }
         /* Publish; if another creator took this slot first, look at what
