@@ -273,3 +273,33 @@ def test_added_functions_replace_the_defaults():
         assert get(s, "both_bytes_sum", handler="/things/{tid}", method="POST", status="2xx") == 30
         # The default metrics are not there: add() replaced them.
         assert not any(k[0].startswith("http_request_duration_highr") for k in s)
+
+
+def test_a_router_included_twice_keeps_each_prefix():
+    """The same route object under two prefixes is two handlers (in-process)."""
+    import asyncio
+
+    import fastprom
+    from fastapi import APIRouter, FastAPI
+
+    router = APIRouter()
+
+    @router.get("/x/{i}")
+    async def x(i: int):
+        return {"i": i}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/a")
+    app.include_router(router, prefix="/b")
+    reg = fastprom.CollectorRegistry()
+    fastprom.Instrumentator(registry=reg).instrument(app).expose(app)
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            for path in ("/a/x/1", "/b/x/2", "/a/x/3", "/b/x/4", "/b/x/5"):
+                assert (await c.get(path)).status_code == 200
+
+    asyncio.run(go())
+    get = lambda h: reg.get_sample_value("http_requests_total", {"handler": h, "method": "GET", "status": "2xx"})
+    assert (get("/a/x/{i}"), get("/b/x/{i}")) == (2, 3)

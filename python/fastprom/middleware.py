@@ -18,7 +18,7 @@ from ._core import SendTap
 from ._metric_types import Gauge
 from .metrics import DefaultInstrumentation, Info
 from .registry import REGISTRY
-from .routing import RouteResolver, match_template
+from .routing import RouteResolver, match_template, route_key
 
 log = logging.getLogger("fastprom")
 
@@ -136,6 +136,13 @@ class PrometheusInstrumentatorMiddleware:
         self._warned = False
         self._filtering = bool(self.excluded_handlers) or should_ignore_untemplated
         self._status_labels: dict = {}
+        # id(route) -> (route, handler) for routes matched at the top level:
+        # the inline path in __call__.  Only when nothing else (filters,
+        # rounding, user functions, body capture) has to see the request.
+        self._hot: dict = {}
+        self._hot_ok = (self._fast is not None and not self._filtering and not should_round_latency_decimals
+                        and not self.body_handlers)
+        self._exclude_streaming = self._fast is not None and self._fast.exclude_streaming
 
     def _excluded(self, handler: str, templated: bool) -> bool:
         if not templated and self.should_ignore_untemplated:
@@ -185,12 +192,27 @@ class PrometheusInstrumentatorMiddleware:
             if inprogress is not None:
                 inprogress.dec()
             try:
-                # The fast path stays synchronous: no coroutine per request.
                 status = tap.status
-                rest = self._record(scope, root0, app0, start, end, tap.started,
-                                    500 if status is None else status, tap.headers, body, exemplar)
-                if rest is not None:
-                    await rest
+                if status is None:
+                    status = 500
+                # The common case inline: default metrics, a route matched at
+                # the top level and seen before, no filters.  One C call.
+                key = route_key(scope) if self._hot_ok else None
+                hit = self._hot.get(id(key)) if key is not None else None
+                label = self._status_labels.get(status)
+                if (hit is not None and hit[0] is key and label is not None
+                        and (scope.get("root_path") or "") == root0):
+                    if self._exclude_streaming:
+                        duration = tap.started - start if tap.started else 0.0
+                    else:
+                        duration = end - start
+                    self._fast.record(hit[1], scope["method"], label, duration,  # type: ignore[union-attr]
+                                      scope.get("headers"), tap.headers, exemplar)
+                else:
+                    rest = self._record(scope, root0, app0, start, end, tap.started, status, tap.headers, body,
+                                        exemplar)
+                    if rest is not None:
+                        await rest
             except Exception:  # recording must never break a request
                 if not self._warned:
                     self._warned = True
@@ -213,6 +235,10 @@ class PrometheusInstrumentatorMiddleware:
             duration = round(duration, self.round_latency_decimals)
             without_streaming = round(without_streaming, self.round_latency_decimals)
         fast = self._fast
+        key = route_key(scope)
+        if (self._hot_ok and tmpl is not None and key is not None and not self.should_include_root_path
+                and (scope.get("root_path") or "") == root0 and len(self._hot) < 4096):
+            self._hot[id(key)] = (key, handler)
         if fast is not None and (body is None or not any(p.search(handler) for p in self.body_handlers)):
             fast.record(handler, scope["method"], status, without_streaming if fast.exclude_streaming else duration,
                         scope.get("headers"), resp_headers, exemplar)

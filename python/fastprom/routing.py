@@ -60,6 +60,21 @@ def _mount_template(routes: List[Any], concrete: str) -> str:
     return "".join(out)
 
 
+def route_key(scope: MutableMapping[str, Any]) -> Any:
+    """What identifies the matched route's template: FastAPI's effective
+    route context when it has one for the route (a router included twice has
+    one per inclusion), else the route itself; None when no route matched."""
+    route = scope.get("route")
+    if route is None:
+        return None
+    fa = scope.get("fastapi")
+    if fa is not None:
+        ctx = fa.get("effective_route_context")
+        if ctx is not None and getattr(ctx, "original_route", None) is route:
+            return ctx
+    return route
+
+
 class RouteResolver:
     """Finds the template of a handled request from its scope."""
 
@@ -81,9 +96,10 @@ class RouteResolver:
             return None
         root = scope.get("root_path") or ""
         prefix = root[len(root0):] if root != root0 and root.startswith(root0) else ""
-        key = (id(route), prefix, id(app0) if prefix else 0)
+        rkey = route_key(scope)
+        key = (id(rkey), prefix, id(app0) if prefix else 0)
         hit = self._cache.get(key)
-        if hit is not None and hit[0] is route:
+        if hit is not None and hit[0] is rkey:
             tmpl = hit[1]
         else:
             resolved = self._resolve(route, scope, prefix, app0)
@@ -93,7 +109,7 @@ class RouteResolver:
             # Static prefixes are few; mounts with parameters would grow the
             # cache without bound, so it stops growing at a limit.
             if len(self._cache) < _CACHE_LIMIT:
-                self._cache[key] = (route, tmpl)
+                self._cache[key] = (rkey, tmpl)
         return root0 + tmpl if include_root_path else tmpl
 
     def _resolve(self, route: Any, scope: MutableMapping[str, Any], prefix: str, app0: Any) -> Optional[str]:
