@@ -38,13 +38,8 @@ again after timing.  A failed check or an exception exits with status 1.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime
 import gc
-import json
-import os
-import platform
 import statistics
 import sys
 import textwrap
@@ -52,6 +47,11 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# Before the third-party imports: importing prometheus_client from this directory runs http.py as the
+# module `http` (its name shadows the standard library's), which takes this directory off sys.path.
+from _common import (add_output_options, environment, header_line, log, make_parser, print_intro,
+                     print_problem_list, pyplot, rotated, save_chart, spread, version_of, write_json)
 
 import fastapi
 import fastprom
@@ -72,26 +72,6 @@ WARMUP_REQUESTS = 200
 
 # --------------------------------------------------------------------------- environment
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def version_of(dist: str, module: Any = None) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return str(getattr(module, "__version__", "unknown"))
-
-
 def opentelemetry_api() -> Optional[str]:
     try:
         import opentelemetry.trace  # noqa: F401
@@ -108,13 +88,8 @@ def event_loop_name() -> str:
         loop.close()
 
 
-def environment() -> Dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
+def asgi_environment() -> Dict[str, Any]:
+    return environment({
         "fastapi": version_of("fastapi", fastapi),
         "starlette": version_of("starlette", starlette),
         "prometheus_client": version_of("prometheus_client", prometheus_client),
@@ -122,8 +97,7 @@ def environment() -> Dict[str, Any]:
         "fastprom": version_of("fastprom", fastprom),
         "opentelemetry_api": opentelemetry_api(),
         "event_loop": event_loop_name(),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    })
 
 
 # --------------------------------------------------------------------------- the apps
@@ -388,12 +362,8 @@ def markdown(variants: List[Variant]) -> str:
 
 
 def write_chart(path: str, variants: List[Variant], header: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no chart written to {path} (pip install matplotlib)")
+    plt = pyplot(path)
+    if plt is None:
         return
     labels = [v.title for v in variants]
     med = [v.median for v in variants]
@@ -415,10 +385,7 @@ def write_chart(path: str, variants: List[Variant], header: str) -> None:
             ax.text(max(v.samples_us) + top * 0.01, i, f"{fmt_extra(v.median - variants[0].median)} µs vs bare",
                     va="center", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"chart written to {path}")
+    save_chart(plt, fig, path)
 
 
 # --------------------------------------------------------------------------- main
@@ -452,8 +419,7 @@ async def run(rounds: int, target_ns: float,
     floor_samples: List[float] = []
 
     for r in range(rounds):
-        k = r % len(variants)
-        order = variants[k:] + variants[:k]
+        order = rotated(variants, r)
         log(f"  round {r + 1}/{rounds}: " + ", ".join(v.key for v in order))
         for v in order:
             gc.collect()
@@ -471,34 +437,26 @@ async def run(rounds: int, target_ns: float,
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = make_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 rounds of ~0.05 s (numbers are rough)")
     ap.add_argument("--rounds", type=int, help="rounds (default 7, 3 with --quick)")
     ap.add_argument("--target-seconds", type=float,
                     help="time per variant per round (default 0.3, 0.05 with --quick)")
-    ap.add_argument("--json", metavar="PATH", help="write every measurement to this JSON file")
-    ap.add_argument("--chart", metavar="PATH", help="write a PNG bar chart (needs matplotlib)")
+    add_output_options(ap, chart_help="write a PNG bar chart (needs matplotlib)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 7)
     target_s = args.target_seconds or (0.05 if args.quick else 0.3)
     if rounds < 1 or target_s <= 0:
         ap.error("--rounds must be >= 1 and --target-seconds > 0")
 
-    env = environment()
-    header = (f"Python {env['python']} ({env['implementation']}) | CPU: {env['cpu']} ({env['cpus']} logical) | "
-              f"fastapi {env['fastapi']} | starlette {env['starlette']} | "
-              f"prometheus_client {env['prometheus_client']} | "
-              f"prometheus-fastapi-instrumentator {env['prometheus_fastapi_instrumentator']} | "
-              f"fastprom {env['fastprom']}")
-    print(header)
-    print(f"in-process ASGI, GET {ITEM_PATH} (route {ITEM_TEMPLATE}), {env['event_loop']}; "
-          f"median of {rounds} rounds, ~{target_s:g} s per variant per round, order rotated each round"
-          + (" [--quick: rough numbers]" if args.quick else ""))
-    print(flush=True)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    env = asgi_environment()
+    header = header_line(env, f"fastapi {env['fastapi']}", f"starlette {env['starlette']}",
+                         f"prometheus_client {env['prometheus_client']}",
+                         f"prometheus-fastapi-instrumentator {env['prometheus_fastapi_instrumentator']}",
+                         f"fastprom {env['fastprom']}")
+    print_intro(header, f"in-process ASGI, GET {ITEM_PATH} (route {ITEM_TEMPLATE}), {env['event_loop']}; "
+                f"median of {rounds} rounds, ~{target_s:g} s per variant per round, order rotated each round"
+                + (" [--quick: rough numbers]" if args.quick else ""))
 
     try:
         variants, floor, problems = asyncio.run(run(rounds, target_s * 1e9, log))
@@ -511,8 +469,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if problems:
         print("ERROR: a variant does not work as expected; nothing is reported as timed:" if not floor
               else "ERROR: a check failed after timing:")
-        for p in problems:
-            print("  - " + p.rstrip().replace("\n", "\n    "))
+        print_problem_list(problems)
         if not floor:
             return 1
 
@@ -530,20 +487,18 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"current span for an exemplar on each request.")
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({
-                "environment": env, "rounds": rounds, "target_seconds": target_s, "quick": args.quick,
-                "driver_floor": floor,
-                "variants": [{
-                    "key": v.key, "title": v.title, "median_us": v.median, "min_us": min(v.samples_us),
-                    "max_us": max(v.samples_us), "extra_vs_bare_us": v.median - variants[0].median,
-                    "extra_vs_noop_middleware_us": v.median - variants[1].median,
-                    "requests_per_batch": v.number, "samples_us": v.samples_us,
-                    "requests_sent": v.sent, "checks": v.checks,
-                } for v in variants],
-                "problems": problems,
-            }, out, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, {
+            "environment": env, "rounds": rounds, "target_seconds": target_s, "quick": args.quick,
+            "driver_floor": floor,
+            "variants": [{
+                "key": v.key, "title": v.title, **spread(v.samples_us, "us"),
+                "extra_vs_bare_us": v.median - variants[0].median,
+                "extra_vs_noop_middleware_us": v.median - variants[1].median,
+                "requests_per_batch": v.number, "samples_us": v.samples_us,
+                "requests_sent": v.sent, "checks": v.checks,
+            } for v in variants],
+            "problems": problems,
+        })
     if args.chart:
         write_chart(args.chart, variants, header)
     return 1 if problems else 0

@@ -42,14 +42,9 @@ for the latency histograms).  After timing, each app must have counted every
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime
 import gc
 import gzip
-import json
-import os
-import platform
 import statistics
 import sys
 import textwrap
@@ -58,6 +53,11 @@ import traceback
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# Before the third-party imports: importing prometheus_client from this directory runs http.py as the
+# module `http` (its name shadows the standard library's), which takes this directory off sys.path.
+from _common import (add_output_options, environment, fmt_ratio, header_line, log, make_parser, print_intro,
+                     print_problem_list, pyplot, rotated, save_chart, spread, version_of, write_json)
 
 import fastapi
 import fastprom
@@ -78,44 +78,6 @@ UNKNOWN_PATHS = ("/nope", "/api/v2/users/1", "/favicon.ico")
 BODY = b'{"name":"widget","qty":3}'
 REQUEST_MESSAGE = {"type": "http.request", "body": b"", "more_body": False}
 SKIP_VALUE_CHECK = ("http_request_duration_seconds", "http_request_duration_highr_seconds")
-
-
-# --------------------------------------------------------------------------- environment
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def version_of(dist: str, module: Any = None) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return str(getattr(module, "__version__", "unknown"))
-
-
-def environment() -> Dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "fastapi": version_of("fastapi", fastapi),
-        "starlette": version_of("starlette", starlette),
-        "prometheus_client": version_of("prometheus_client", prometheus_client),
-        "prometheus_fastapi_instrumentator": version_of("prometheus-fastapi-instrumentator", pfi),
-        "fastprom": version_of("fastprom", fastprom),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 # --------------------------------------------------------------------------- the apps
@@ -433,8 +395,7 @@ async def run(rounds: int, calls: int, log: Callable[[str], None]) -> Tuple[List
             _, status = await timed_call(v.owner.app, v.scope)
             v.owner.scrapes += 1
     for r in range(rounds):
-        k = r % len(variants)
-        order = variants[k:] + variants[:k]
+        order = rotated(variants, r)
         log(f"  round {r + 1}/{rounds}: " + ", ".join(v.key for v in order))
         for v in order:
             gc.collect()
@@ -463,10 +424,6 @@ def fmt_ms(ms: float) -> str:
     return f"{ms:,.3f}" if ms < 10 else f"{ms:,.1f}"
 
 
-def fmt_ratio(r: float) -> str:
-    return f"{r:,.1f}x" if round(r, 2) >= 10 else f"{r:,.2f}x"
-
-
 def markdown(variants: List[Variant]) -> str:
     by = {v.key: v for v in variants}
     lines = ["| GET /metrics | fastprom ms | prometheus-fastapi-instrumentator ms | ratio | "
@@ -480,12 +437,8 @@ def markdown(variants: List[Variant]) -> str:
 
 
 def write_chart(path: str, variants: List[Variant], header: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no chart written to {path} (pip install matplotlib)")
+    plt = pyplot(path)
+    if plt is None:
         return
     by = {v.key: v for v in variants}
     fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -504,42 +457,38 @@ def write_chart(path: str, variants: List[Variant], header: str) -> None:
     ax.set_title(textwrap.fill(header, 120), fontsize=7)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"chart written to {path}")
+    save_chart(plt, fig, path)
 
 
 # --------------------------------------------------------------------------- main
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = make_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 rounds of 20 calls (numbers are rough)")
     ap.add_argument("--rounds", type=int, help="rounds (default 7, 3 with --quick)")
     ap.add_argument("--calls", type=int, help="calls per variant per round (default 100, 20 with --quick)")
-    ap.add_argument("--json", metavar="PATH", help="write every call's time to this JSON file")
-    ap.add_argument("--chart", metavar="PATH", help="write a PNG bar chart (needs matplotlib)")
+    add_output_options(ap, chart_help="write a PNG bar chart (needs matplotlib)",
+                       json_help="write every call's time to this JSON file")
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 7)
     calls = args.calls or (20 if args.quick else 100)
     if rounds < 1 or calls < 1:
         ap.error("--rounds and --calls must be >= 1")
 
-    env = environment()
-    header = (f"Python {env['python']} ({env['implementation']}) | CPU: {env['cpu']} ({env['cpus']} logical) | "
-              f"fastapi {env['fastapi']} | starlette {env['starlette']} | "
-              f"prometheus_client {env['prometheus_client']} | "
-              f"prometheus-fastapi-instrumentator {env['prometheus_fastapi_instrumentator']} | "
-              f"fastprom {env['fastprom']}")
-    print(header)
-    print(f"in-process ASGI GET /metrics of a FastAPI app with {len(RESOURCES)} routes, expose(should_gzip=True); "
-          f"median of {rounds} rounds x {calls} calls per variant, order rotated each round"
-          + (" [--quick: rough numbers]" if args.quick else ""))
-    print(flush=True)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    env = environment({
+        "fastapi": version_of("fastapi", fastapi),
+        "starlette": version_of("starlette", starlette),
+        "prometheus_client": version_of("prometheus_client", prometheus_client),
+        "prometheus_fastapi_instrumentator": version_of("prometheus-fastapi-instrumentator", pfi),
+        "fastprom": version_of("fastprom", fastprom),
+    })
+    header = header_line(env, f"fastapi {env['fastapi']}", f"starlette {env['starlette']}",
+                         f"prometheus_client {env['prometheus_client']}",
+                         f"prometheus-fastapi-instrumentator {env['prometheus_fastapi_instrumentator']}",
+                         f"fastprom {env['fastprom']}")
+    print_intro(header, f"in-process ASGI GET /metrics of a FastAPI app with {len(RESOURCES)} routes, "
+                f"expose(should_gzip=True); median of {rounds} rounds x {calls} calls per variant, order rotated "
+                f"each round" + (" [--quick: rough numbers]" if args.quick else ""))
 
     try:
         variants, info, problems = asyncio.run(run(rounds, calls, log))
@@ -550,8 +499,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     if problems and not variants:
         print("ERROR: the apps do not work as expected; nothing was timed:")
-        for p in problems:
-            print("  - " + p.rstrip().replace("\n", "\n    "))
+        print_problem_list(problems)
         return 1
 
     print(markdown(variants))
@@ -572,22 +520,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{v.title} {fmt_ms(min(v.round_medians_ms))} – {fmt_ms(max(v.round_medians_ms))}" for v in variants) + ".")
     if problems:
         print("ERROR: a check failed after timing:")
-        for p in problems:
-            print("  - " + p.rstrip().replace("\n", "\n    "))
+        print_problem_list(problems)
     else:
         print("note: both apps answered the mix as expected, their /metrics (plain and gzip) held the same series "
               "and counts, and every /metrics request was counted, before and after timing.")
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({
-                "environment": env, "rounds": rounds, "calls": calls, "quick": args.quick, "bodies": info,
-                "variants": [{"key": v.key, "title": v.title, "median_ms": v.median, "min_ms": min(v.samples_ms),
-                              "max_ms": max(v.samples_ms), "round_medians_ms": v.round_medians_ms,
-                              "body_bytes": v.body_bytes, "samples_ms": v.samples_ms} for v in variants],
-                "problems": problems,
-            }, out, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, {
+            "environment": env, "rounds": rounds, "calls": calls, "quick": args.quick, "bodies": info,
+            "variants": [{"key": v.key, "title": v.title, **spread(v.samples_ms, "ms"),
+                          "round_medians_ms": v.round_medians_ms, "body_bytes": v.body_bytes,
+                          "samples_ms": v.samples_ms} for v in variants],
+            "problems": problems,
+        })
     if args.chart:
         write_chart(args.chart, variants, header)
     return 1 if problems else 0

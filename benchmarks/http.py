@@ -42,7 +42,8 @@ never asserted.
 
 (This file is called ``http.py``, which would shadow the standard library's
 ``http`` package for anything imported from this directory; it removes its own
-directory from ``sys.path`` before importing anything else.)
+directory from ``sys.path`` before importing anything else, and loads the shared
+helpers of ``_common.py`` by their path.)
 """
 import os
 import sys
@@ -54,15 +55,12 @@ for _name in [n for n in sys.modules if n == "http" or n.startswith("http.")]:
     if os.path.dirname(os.path.realpath(getattr(_mod, "__file__", None) or "/")) == _HERE:  # pragma: no cover
         del sys.modules[_name]
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import textwrap  # noqa: E402
@@ -73,6 +71,17 @@ from typing import Any, Callable, Dict, List, Optional, Tuple  # noqa: E402
 
 import httpx  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+# The helpers shared with the other benchmarks, loaded by their path: this directory is off sys.path (see above).
+if "_common" not in sys.modules:  # it is when another benchmark imported prometheus_client, and so this file
+    _spec = importlib.util.spec_from_file_location("_common", os.path.join(_HERE, "_common.py"))
+    assert _spec is not None and _spec.loader is not None
+    sys.modules["_common"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["_common"])
+
+from _common import (add_output_options, environment, header_line, log, make_parser, print_intro,  # noqa: E402
+                     print_problem_list, pyplot, rotated, save_chart, version_of, write_json)
+from _common import median_or_none as med  # noqa: E402
 
 SERVER_CPU = "0"
 WRK_CPU = "1"
@@ -91,26 +100,6 @@ TEXT_ACCEPT = "text/plain;version=0.0.4"
 
 # --------------------------------------------------------------------------- environment
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def version_of(dist: str) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return "not installed"
-
-
 def wrk_version(wrk: str) -> str:
     try:
         out = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
@@ -120,26 +109,23 @@ def wrk_version(wrk: str) -> str:
         return f"unknown ({e!r})"
 
 
-def environment(wrk: str) -> Dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "fastapi": version_of("fastapi"),
-        "starlette": version_of("starlette"),
-        "uvicorn": version_of("uvicorn"),
-        "uvloop": version_of("uvloop"),
-        "httptools": version_of("httptools"),
-        "httpx": version_of("httpx"),
-        "prometheus_client": version_of("prometheus_client"),
-        "prometheus_fastapi_instrumentator": version_of("prometheus-fastapi-instrumentator"),
-        "fastprom": version_of("fastprom"),
-        "opentelemetry_api": version_of("opentelemetry-api"),
+def http_environment(wrk: str) -> Dict[str, Any]:
+    def version(dist: str) -> str:
+        return version_of(dist, default="not installed")
+
+    return environment({
+        "fastapi": version("fastapi"),
+        "starlette": version("starlette"),
+        "uvicorn": version("uvicorn"),
+        "uvloop": version("uvloop"),
+        "httptools": version("httptools"),
+        "httpx": version("httpx"),
+        "prometheus_client": version("prometheus_client"),
+        "prometheus_fastapi_instrumentator": version("prometheus-fastapi-instrumentator"),
+        "fastprom": version("fastprom"),
+        "opentelemetry_api": version("opentelemetry-api"),
         "wrk": wrk_version(wrk),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    })
 
 
 # --------------------------------------------------------------------------- the apps
@@ -557,15 +543,10 @@ class Scraper:
 
 # --------------------------------------------------------------------------- the runs
 
-def med(xs: List[float]) -> Optional[float]:
-    return statistics.median(xs) if xs else None
-
-
 def run_part_a(variants: List[Variant], wrk: str, rounds: int, seconds: float, connections: int,
                log: Callable[[str], None], problems: List[str]) -> None:
     for r in range(rounds):
-        k = r % len(variants)
-        order = variants[k:] + variants[:k]
+        order = rotated(variants, r)
         log(f"  A round {r + 1}/{rounds}: " + ", ".join(v.key for v in order))
         for v in order:
             res = run_wrk(v, wrk, seconds, connections, problems)
@@ -578,8 +559,7 @@ def run_part_b(variants: List[Variant], wrk: str, rounds: int, seconds: float, c
                interval: float, accept: str, workdir: str, log: Callable[[str], None],
                problems: List[str]) -> None:
     for r in range(rounds):
-        k = r % len(variants)
-        order = variants[k:] + variants[:k]
+        order = rotated(variants, r)
         phases = (False, True) if r % 2 == 0 else (True, False)
         log(f"  B round {r + 1}/{rounds}: " + ", ".join(v.key for v in order)
             + (" (alone, then scraped)" if not phases[0] else " (scraped, then alone)"))
@@ -605,7 +585,8 @@ def run_part_b(variants: List[Variant], wrk: str, rounds: int, seconds: float, c
                                         f"{s.get('error') or s.get('status')}")
                 ok = [s["seconds"] for s in scrapes if s.get("status") == 200]
                 res["scrapes"] = len(scrapes)
-                res["scrape_median_ms"] = med(ok) * 1e3 if ok else None
+                scrape_median = med(ok)  # None when no scrape succeeded
+                res["scrape_median_ms"] = scrape_median * 1e3 if scrape_median is not None else None
                 v.scraped.append(res)
                 v.scrapes.extend(scrapes)
                 log(f"    {v.key} scraped: {res['rps']:,.0f} req/s, p99 {res['p99_ms']:.2f} ms; "
@@ -688,12 +669,8 @@ def markdown_b(variants: List[Variant]) -> str:
 
 
 def write_chart(path: str, a: List[Variant], b: List[Variant], header: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no chart written to {path} (pip install matplotlib)")
+    plt = pyplot(path)
+    if plt is None:
         return
     panels = (1 if a else 0) * 2 + (1 if b else 0)
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.8), squeeze=False)
@@ -740,10 +717,7 @@ def write_chart(path: str, a: List[Variant], b: List[Variant], header: str) -> N
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(textwrap.fill(header, 170), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"chart written to {path}")
+    save_chart(plt, fig, path)
 
 
 # --------------------------------------------------------------------------- main
@@ -778,8 +752,7 @@ def preflight(wrk: Optional[str]) -> Optional[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = make_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 3 s (numbers are rough)")
     ap.add_argument("--rounds", type=int, help="rounds, in each part (default 5, 2 with --quick)")
     ap.add_argument("--duration", type=float, help="seconds per wrk run (default 10, 3 with --quick)")
@@ -793,8 +766,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--part", choices=("both", "throughput", "scrape"), default="both",
                     help="run only part A (throughput) or part B (scrape under load)")
     ap.add_argument("--wrk", default=None, help="path of wrk (default: wrk on PATH)")
-    ap.add_argument("--json", metavar="PATH", help="write every measurement to this JSON file")
-    ap.add_argument("--chart", metavar="PATH", help="write a PNG chart (needs matplotlib)")
+    add_output_options(ap, chart_help="write a PNG chart (needs matplotlib)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 5)
     seconds = args.duration or (3.0 if args.quick else 10.0)
@@ -812,22 +784,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.sched_setaffinity(0, {int(WRK_CPU)})
     load_start = loadavg()
 
-    env = environment(wrk)
-    header = (f"Python {env['python']} ({env['implementation']}) | CPU: {env['cpu']} ({env['cpus']} logical) | "
-              f"fastapi {env['fastapi']} | starlette {env['starlette']} | uvicorn {env['uvicorn']} | "
-              f"uvloop {env['uvloop']} | httptools {env['httptools']} | "
-              f"prometheus_client {env['prometheus_client']} | "
-              f"prometheus-fastapi-instrumentator {env['prometheus_fastapi_instrumentator']} | "
-              f"fastprom {env['fastprom']} | {env['wrk']}")
-    print(header)
-    print(f"uvicorn (1 worker, uvloop, httptools, log level warning, no access log) on CPU {SERVER_CPU}; "
-          f"wrk -t1 -c{args.connections} -d{seconds:g}s --latency on CPU {WRK_CPU}; GET / on 127.0.0.1; "
-          f"median of {rounds} rounds, order rotated each round"
-          + (" [--quick: rough numbers]" if args.quick else ""))
-    print(flush=True)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    env = http_environment(wrk)
+    header = header_line(env, f"fastapi {env['fastapi']}", f"starlette {env['starlette']}",
+                         f"uvicorn {env['uvicorn']}", f"uvloop {env['uvloop']}", f"httptools {env['httptools']}",
+                         f"prometheus_client {env['prometheus_client']}",
+                         f"prometheus-fastapi-instrumentator {env['prometheus_fastapi_instrumentator']}",
+                         f"fastprom {env['fastprom']}", env["wrk"])
+    print_intro(header, f"uvicorn (1 worker, uvloop, httptools, log level warning, no access log) on CPU "
+                f"{SERVER_CPU}; wrk -t1 -c{args.connections} -d{seconds:g}s --latency on CPU {WRK_CPU}; GET / on 127.0.0.1; "
+                f"median of {rounds} rounds, order rotated each round"
+                + (" [--quick: rough numbers]" if args.quick else ""))
 
     # A SIGTERM/SIGHUP/SIGINT (also when started in the background, where SIGINT is ignored) ends the run
     # through the finally blocks below, so the servers, wrk and the scraper are stopped.
@@ -880,8 +846,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if problems:
         print("ERROR: " + ("a check failed or something went wrong; these are the problems:"))
-        for p in problems:
-            print("  - " + p.rstrip().replace("\n", "\n    "))
+        print_problem_list(problems)
         print()
 
     if a and timed["A"]:
@@ -902,7 +867,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                   "lay within the requests wrk completed plus those it may have left in flight: "
                   + ", ".join(f"{v.key} {v.checks[-1]['recorded']:,.0f} (completed {v.checks[-1]['sent']:,})"
                               for v in checked) + ".")
-        errs = {}
+        errs: Dict[Tuple[str, str], int] = {}
         for v in a + b:
             for s in v.samples + v.alone + v.scraped:
                 for kind, n in (s.get("socket_errors") or {}).items():
@@ -929,21 +894,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"current span for an exemplar on each request.")
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({
-                "environment": env, "quick": args.quick, "rounds": rounds, "duration_seconds": seconds,
-                "connections": args.connections, "series": args.series, "scrape_interval": args.scrape_interval,
-                "scrape_accept": accept,
-                "throughput": [{"key": v.key, "title": v.title, **(summary_a(v) if v.samples else {}),
-                                "runs": v.samples, "checks": v.checks, "requests_completed": v.sent}
-                               for v in a],
-                "scrape_under_load": [{"key": v.key, "title": v.title, **(summary_b(v) if v.alone else {}),
-                                       "runs_alone": v.alone, "runs_scraped": v.scraped, "scrapes_all": v.scrapes,
-                                       "checks": v.checks, "requests_completed": v.sent} for v in b],
-                "load_average_start": load_start, "load_average_end": loadavg(),
-                "server_logs": logs, "problems": problems,
-            }, out, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, {
+            "environment": env, "quick": args.quick, "rounds": rounds, "duration_seconds": seconds,
+            "connections": args.connections, "series": args.series, "scrape_interval": args.scrape_interval,
+            "scrape_accept": accept,
+            "throughput": [{"key": v.key, "title": v.title, **(summary_a(v) if v.samples else {}),
+                            "runs": v.samples, "checks": v.checks, "requests_completed": v.sent}
+                           for v in a],
+            "scrape_under_load": [{"key": v.key, "title": v.title, **(summary_b(v) if v.alone else {}),
+                                   "runs_alone": v.alone, "runs_scraped": v.scraped, "scrapes_all": v.scrapes,
+                                   "checks": v.checks, "requests_completed": v.sent} for v in b],
+            "load_average_start": load_start, "load_average_end": loadavg(),
+            "server_logs": logs, "problems": problems,
+        })
     if args.chart and (timed["A"] or timed["B"]):
         write_chart(args.chart, a if timed["A"] else [], b if timed["B"] else [], header)
     return 1 if problems else 0

@@ -36,18 +36,18 @@ the exit status 1.  Nothing about the memory figures is asserted.
 """
 from __future__ import annotations
 
-import argparse
-import datetime
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
+
+from _common import (add_output_options, environment, fmt_ratio, header_line, log, make_parser, median_or_none,
+                     print_intro, print_problem_list, pyplot, save_chart, version_of, write_json)
 
 LIBS = ("fastprom", "prometheus_client")
 COUNTER = "bench_http_requests"
@@ -199,39 +199,6 @@ def run_child(lib: str, case: Case, mode: str) -> Dict[str, Any]:
 
 # --------------------------------------------------------------------------- parent
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def version_of(dist: str) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return "unknown"
-
-
-def environment() -> Dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "fastprom": version_of("fastprom"),
-        "prometheus_client": version_of("prometheus_client"),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def run_case(case: Case, runs: int, log: Any) -> Dict[str, Any]:
     result: Dict[str, Any] = {"key": case.key, "case": case.title, "series": case.series, "problems": [],
                               "libs": {lib: {"rss_runs": [], "tracemalloc_run": None} for lib in LIBS}}
@@ -262,7 +229,7 @@ def run_case(case: Case, runs: int, log: Any) -> Dict[str, Any]:
             used = [o["store_used_growth"] / n for o in e["rss_runs"]]
             e["store_per_series"] = statistics.median(used)
             resident = [o["store_resident_growth"] / n for o in e["rss_runs"] if "store_resident_growth" in o]
-            e["store_resident_per_series"] = statistics.median(resident) if resident else None
+            e["store_resident_per_series"] = median_or_none(resident)
     fp, pc = result["libs"]["fastprom"], result["libs"]["prometheus_client"]
     result["rss_ratio"] = pc["rss_per_series"] / fp["rss_per_series"] if fp["rss_per_series"] > 0 else None
     result["heap_ratio"] = pc["heap_per_series"] / fp["heap_per_series"] if fp["heap_per_series"] > 0 else None
@@ -271,12 +238,6 @@ def run_case(case: Case, runs: int, log: Any) -> Dict[str, Any]:
 
 def fmt_b(b: float) -> str:
     return f"{b:,.0f}" if abs(b) >= 10 else f"{b:,.1f}"
-
-
-def fmt_ratio(r: Optional[float]) -> str:
-    if r is None:
-        return "—"
-    return f"{r:,.1f}x" if round(r, 2) >= 10 else f"{r:,.2f}x"
 
 
 def markdown(results: List[Dict[str, Any]]) -> str:
@@ -297,12 +258,8 @@ def markdown(results: List[Dict[str, Any]]) -> str:
 
 
 def write_chart(path: str, results: List[Dict[str, Any]], header: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no chart written to {path} (pip install matplotlib)")
+    plt = pyplot(path)
+    if plt is None:
         return
     rows = [r for r in results if not r["problems"]]
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -320,10 +277,7 @@ def write_chart(path: str, results: List[Dict[str, Any]], header: str) -> None:
     ax.set_title(header, fontsize=7)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"chart written to {path}")
+    save_chart(plt, fig, path)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -338,12 +292,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(out))
         return 0
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = make_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 RSS run per library per case")
     ap.add_argument("--runs", type=int, help="RSS processes per library per case (default 3, 1 with --quick)")
-    ap.add_argument("--json", metavar="PATH", help="write every reading to this JSON file")
-    ap.add_argument("--chart", metavar="PATH", help="write a PNG bar chart of the RSS figures (needs matplotlib)")
+    add_output_options(ap, chart_help="write a PNG bar chart of the RSS figures (needs matplotlib)",
+                       json_help="write every reading to this JSON file")
     args = ap.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     if runs < 1:
@@ -352,16 +305,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("ERROR: /proc/self/status is not available (this benchmark needs Linux)")
         return 1
 
-    env = environment()
-    header = (f"Python {env['python']} ({env['implementation']}) | CPU: {env['cpu']} ({env['cpus']} logical) | "
-              f"fastprom {env['fastprom']} | prometheus_client {env['prometheus_client']}")
-    print(header)
-    print(f"growth per series in a fresh process per library and case; RSS: median of {runs} process(es), "
-          f"Python heap: tracemalloc in one more process" + (" [--quick]" if args.quick else ""))
-    print(flush=True)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    env = environment({"fastprom": version_of("fastprom"), "prometheus_client": version_of("prometheus_client")})
+    header = header_line(env, f"fastprom {env['fastprom']}", f"prometheus_client {env['prometheus_client']}")
+    print_intro(header, f"growth per series in a fresh process per library and case; RSS: median of {runs} "
+                f"process(es), Python heap: tracemalloc in one more process" + (" [--quick]" if args.quick else ""))
 
     results: List[Dict[str, Any]] = []
     for case in CASES:
@@ -410,15 +357,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     problems = [p for r in results for p in r["problems"]]
     if problems:
         print(f"\n{len(problems)} problem(s):")
-        for p in problems:
-            print("  - " + p.rstrip().replace("\n", "\n    "))
+        print_problem_list(problems)
     else:
         print("note: after each reading every series was rendered with its value (checked in every process).")
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"environment": env, "runs": runs, "quick": args.quick, "results": results}, fh, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, {"environment": env, "runs": runs, "quick": args.quick, "results": results})
     if args.chart:
         write_chart(args.chart, results, header)
     return 1 if problems else 0

@@ -25,13 +25,8 @@ is printed with its traceback and makes the exit status 1.
 """
 from __future__ import annotations
 
-import argparse
-import datetime
 import gc
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +34,11 @@ import timeit
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# Before the third-party imports: importing prometheus_client from this directory runs http.py as the
+# module `http` (its name shadows the standard library's), which takes this directory off sys.path.
+from _common import (CreatedSeries, add_output_options, environment, fmt_ratio, header_line, log, make_parser,
+                     print_intro, pyplot, save_chart, spread, version_of, write_json)
 
 import fastprom
 import prometheus_client
@@ -49,42 +49,6 @@ LIBS: Tuple[Tuple[str, Any], ...] = (("fastprom", fastprom), ("prometheus_client
 LABEL_NAMES = ("method", "route")
 GAUGE_VALUE = 42.5
 OBSERVED = 0.3
-
-
-# --------------------------------------------------------------------------- environment
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def version_of(dist: str, module: Any) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return str(getattr(module, "__version__", "unknown"))
-
-
-def environment() -> Dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "fastprom": version_of("fastprom", fastprom),
-        "prometheus_client": version_of("prometheus_client", prometheus_client),
-        "prometheus_client_created_series": bool(getattr(prometheus_client.metrics, "_use_created", True)),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 # --------------------------------------------------------------------------- cases
@@ -259,22 +223,6 @@ FLOORS: List[Tuple[str, str, str, Dict[str, Any]]] = [
 
 # --------------------------------------------------------------------------- timing
 
-class CreatedSeries:
-    """Switches prometheus_client's ``_created`` samples off for a block, if asked."""
-
-    def __init__(self, off: bool) -> None:
-        self.off = off and hasattr(prometheus_client, "disable_created_metrics")
-        self.was = bool(getattr(prometheus_client.metrics, "_use_created", True))
-
-    def __enter__(self) -> None:
-        if self.off:
-            prometheus_client.disable_created_metrics()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.off and self.was:
-            prometheus_client.enable_created_metrics()
-
-
 def make_timer(stmt: str, ns: Dict[str, Any]) -> timeit.Timer:
     return timeit.Timer(stmt, globals=ns, timer=time.perf_counter_ns)
 
@@ -337,8 +285,7 @@ def run_case(case: Case, repeats: int, target_ns: float, log: Callable[[str], No
             m.samples_ns.append(elapsed / m.number)
     for lib, mod in LIBS:
         m = measured[lib]
-        entry: Dict[str, Any] = {"median_ns": m.median, "min_ns": min(m.samples_ns), "max_ns": max(m.samples_ns),
-                                 "number": m.number, "samples_ns": m.samples_ns}
+        entry: Dict[str, Any] = {**spread(m.samples_ns, "ns"), "number": m.number, "samples_ns": m.samples_ns}
         if case.per_call_ms:
             with CreatedSeries(case.pc_no_created and lib == "prometheus_client"):
                 out = namespaces[lib]["gen"](namespaces[lib]["registry"])
@@ -361,8 +308,7 @@ def run_floor(stmt: str, ns: Dict[str, Any], repeats: int, target_ns: float) -> 
     timer = make_timer(stmt, dict(ns))
     number, _ = calibrate(timer, target_ns)
     samples = [timer.timeit(number) / number for _ in range(repeats)]
-    return {"median_ns": statistics.median(samples), "min_ns": min(samples), "max_ns": max(samples),
-            "number": number, "samples_ns": samples}
+    return {**spread(samples, "ns"), "number": number, "samples_ns": samples}
 
 
 # --------------------------------------------------------------------------- output
@@ -374,12 +320,6 @@ def fmt_ns(ns: float, per_call_ms: bool) -> str:
     if per_call_ms:
         text += f" ({ns / 1e6:,.3f} ms)"
     return text
-
-
-def fmt_ratio(r: float) -> str:
-    if r != r:
-        return "error"
-    return f"{r:,.1f}x" if round(r, 2) >= 10 else f"{r:,.2f}x"
 
 
 def markdown(results: List[Dict[str, Any]], floors: List[Dict[str, Any]]) -> str:
@@ -399,12 +339,8 @@ def markdown(results: List[Dict[str, Any]], floors: List[Dict[str, Any]]) -> str
 
 
 def write_chart(path: str, results: List[Dict[str, Any]], floors: List[Dict[str, Any]], header: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no chart written to {path} (pip install matplotlib)")
+    plt = pyplot(path)
+    if plt is None:
         return
     rows = [r for r in results if "error" not in r]
     labels = [r["case"] for r in rows] + [f"floor: {f['case']}" for f in floors]
@@ -430,17 +366,13 @@ def write_chart(path: str, results: List[Dict[str, Any]], floors: List[Dict[str,
         ax.text(x * 1.15, i, fmt_ratio(r["ratio"]), va="center", fontsize=8)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"chart written to {path}")
+    save_chart(plt, fig, path)
 
 
 # --------------------------------------------------------------------------- main
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = make_parser(__doc__)
     ap.add_argument("--quick", action="store_true",
                     help="CI smoke run: 3 repeats of ~0.02 s (numbers are rough)")
     ap.add_argument("--repeats", type=int, help="repeats per measurement (default 7, 3 with --quick)")
@@ -448,8 +380,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="length of one measurement (default 0.2, 0.02 with --quick)")
     ap.add_argument("--no-supplementary", action="store_true",
                     help="skip the extra generate_latest rows with prometheus_client's _created series off")
-    ap.add_argument("--json", metavar="PATH", help="write every measurement to this JSON file")
-    ap.add_argument("--chart", metavar="PATH", help="write a PNG bar chart (log scale; needs matplotlib)")
+    add_output_options(ap, chart_help="write a PNG bar chart (log scale; needs matplotlib)")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     target_s = args.target_seconds or (0.02 if args.quick else 0.2)
@@ -457,17 +388,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("--repeats must be >= 1 and --target-seconds > 0")
     target_ns = target_s * 1e9
 
-    env = environment()
-    header = (f"Python {env['python']} ({env['implementation']}) | CPU: {env['cpu']} ({env['cpus']} logical) | "
-              f"fastprom {env['fastprom']} | prometheus_client {env['prometheus_client']}")
-    print(header)
-    print(f"median of {repeats} repeats, ~{target_s:g} s each, per library, alternating; "
-          f"raw ns per operation including Python loop overhead (nothing subtracted)"
-          + (" [--quick: rough numbers]" if args.quick else ""))
-    print(flush=True)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    env = environment({
+        "fastprom": version_of("fastprom", fastprom),
+        "prometheus_client": version_of("prometheus_client", prometheus_client),
+        "prometheus_client_created_series": bool(getattr(prometheus_client.metrics, "_use_created", True)),
+    })
+    header = header_line(env, f"fastprom {env['fastprom']}", f"prometheus_client {env['prometheus_client']}")
+    print_intro(header, f"median of {repeats} repeats, ~{target_s:g} s each, per library, alternating; "
+                f"raw ns per operation including Python loop overhead (nothing subtracted)"
+                + (" [--quick: rough numbers]" if args.quick else ""))
 
     floors = []
     for key, title, stmt, ns in FLOORS:
@@ -507,10 +436,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("  - " + p.strip().splitlines()[-1])
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"environment": env, "repeats": repeats, "target_seconds": target_s, "quick": args.quick,
-                       "floors": floors, "cases": results}, out, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, {"environment": env, "repeats": repeats, "target_seconds": target_s,
+                               "quick": args.quick, "floors": floors, "cases": results})
     if args.chart:
         write_chart(args.chart, results, floors, header)
     return 1 if failed else 0

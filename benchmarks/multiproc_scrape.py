@@ -29,14 +29,11 @@ from __future__ import annotations
 # Neither fastprom nor prometheus_client is imported at module level: spawned
 # children import this module first, and both libraries must see
 # PROMETHEUS_MULTIPROC_DIR before they are imported.
-import argparse
-import datetime
 import gc
-import json
+import importlib.util
 import math
 import multiprocessing
 import os
-import platform
 import queue
 import statistics
 import sys
@@ -44,6 +41,18 @@ import tempfile
 import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# _common.py is loaded by its path, not from sys.path: importing prometheus_client from this directory
+# runs http.py as the module `http` (its name shadows the standard library's), which takes this directory
+# off sys.path, and the workers spawned after that (the restarts) inherit that sys.path.
+_spec = importlib.util.spec_from_file_location(
+    "_common", os.path.join(os.path.dirname(os.path.realpath(os.path.abspath(__file__))), "_common.py"))
+assert _spec is not None and _spec.loader is not None
+sys.modules["_common"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sys.modules["_common"])
+
+from _common import (add_output_options, environment, fmt_ratio, header_line, log, make_parser,  # noqa: E402
+                     print_intro, pyplot, save_chart, spread, version_of, write_json)
 
 LIBS: Tuple[str, ...] = ("fastprom", "prometheus_client")
 COUNTER = "bench_requests"
@@ -423,8 +432,7 @@ def measure(sides: Dict[str, Side], case: Dict[str, Any], repeats: int, target_n
             e["samples_ms"].append(ns / e["loops"] / 1e6)
     for lib in libs:
         e = case["libs"][lib]
-        e.update(median_ms=statistics.median(e["samples_ms"]), min_ms=min(e["samples_ms"]),
-                 max_ms=max(e["samples_ms"]))
+        e.update(spread(e["samples_ms"], "ms"))
     fp, pc = case["libs"]["fastprom"]["median_ms"], case["libs"]["prometheus_client"]["median_ms"]
     case["ratio"] = pc / fp if fp > 0 else float("nan")
 
@@ -481,48 +489,8 @@ def run_size(ctx: Any, series: int, workers: int, restarts: int, repeats: int, t
 
 # --------------------------------------------------------------------------- output
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def version_of(dist: str) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return "unknown"
-
-
-def environment() -> Dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "fastprom": version_of("fastprom"),
-        "prometheus_client": version_of("prometheus_client"),
-        "tmpdir": tempfile.gettempdir(),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def fmt_ms(ms: float) -> str:
     return f"{ms:,.2f}" if ms >= 1 else f"{ms:,.3f}"
-
-
-def fmt_ratio(r: float) -> str:
-    if r != r:
-        return "error"
-    return f"{r:,.1f}x" if round(r, 2) >= 10 else f"{r:,.2f}x"
 
 
 def fmt_bytes(n: int) -> str:
@@ -573,12 +541,8 @@ def notes(cases: List[Dict[str, Any]]) -> List[str]:
 
 
 def write_chart(path: str, cases: List[Dict[str, Any]], header: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no chart written to {path} (pip install matplotlib)")
+    plt = pyplot(path)
+    if plt is None:
         return
     rows = [c for c in cases if "error" not in c and not c["problems"]]
     if not rows:
@@ -605,17 +569,13 @@ def write_chart(path: str, cases: List[Dict[str, Any]], header: str) -> None:
         ax.text(x * 1.15, i, fmt_ratio(c["ratio"]), va="center", fontsize=8)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8)
     ax.grid(axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"chart written to {path}")
+    save_chart(plt, fig, path)
 
 
 # --------------------------------------------------------------------------- main
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = make_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="1,000 series only and 10 restarts")
     ap.add_argument("--restarts", type=int, help="short-lived workers per library (default 50, 10 with --quick)")
     ap.add_argument("--workers", type=int, default=4, help="long-lived workers per library (default 4)")
@@ -623,8 +583,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--target-seconds", type=float, default=0.05,
                     help="minimum length of one repeat: fast scrapes are run several times in a row and "
                          "averaged (default 0.05)")
-    ap.add_argument("--json", metavar="PATH", help="write every measurement to this JSON file")
-    ap.add_argument("--chart", metavar="PATH", help="write a PNG bar chart (log scale; needs matplotlib)")
+    add_output_options(ap, chart_help="write a PNG bar chart (log scale; needs matplotlib)")
     args = ap.parse_args(argv)
     restarts = args.restarts if args.restarts is not None else (10 if args.quick else 50)
     if restarts < 0 or args.workers < 1 or (args.repeats is not None and args.repeats < 1) \
@@ -633,19 +592,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     sizes = [(1_000, 7)] if args.quick else [(1_000, 7), (10_000, 5)]
     sizes = [(n, args.repeats or r) for n, r in sizes]
 
-    env = environment()
-    header = (f"Python {env['python']} ({env['implementation']}) | CPU: {env['cpu']} ({env['cpus']} logical) | "
-              f"fastprom {env['fastprom']} | prometheus_client {env['prometheus_client']}")
-    print(header)
-    print(f"{args.workers} long-lived workers per library (spawn), each recording into a Counter with 2 labels "
-          f"(N series) and a Histogram with 1 label (N/10 series, default buckets); then {restarts} "
-          f"short-lived workers each recording once and exiting. ms per scrape, median of "
-          + ", ".join(f"{r} repeats at {n:,}" for n, r in sizes)
-          + "; ratio = prometheus_client / fastprom" + (" [--quick]" if args.quick else ""))
-    print(flush=True)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    env = environment({"fastprom": version_of("fastprom"), "prometheus_client": version_of("prometheus_client"),
+                       "tmpdir": tempfile.gettempdir()})
+    header = header_line(env, f"fastprom {env['fastprom']}", f"prometheus_client {env['prometheus_client']}")
+    print_intro(header, f"{args.workers} long-lived workers per library (spawn), each recording into a Counter "
+                f"with 2 labels (N series) and a Histogram with 1 label (N/10 series, default buckets); then "
+                f"{restarts} short-lived workers each recording once and exiting. ms per scrape, median of "
+                + ", ".join(f"{r} repeats at {n:,}" for n, r in sizes)
+                + "; ratio = prometheus_client / fastprom" + (" [--quick]" if args.quick else ""))
 
     ctx = multiprocessing.get_context("spawn")
     cases: List[Dict[str, Any]] = []
@@ -670,10 +624,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("  - " + (lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"))
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"environment": env, "workers": args.workers, "restarts": restarts, "quick": args.quick,
-                       "target_seconds": args.target_seconds, "cases": cases}, out, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, {"environment": env, "workers": args.workers, "restarts": restarts,
+                               "quick": args.quick, "target_seconds": args.target_seconds, "cases": cases})
     if args.chart:
         write_chart(args.chart, cases, header)
     return 1 if problems else 0

@@ -32,12 +32,7 @@ and makes the exit status 1.
 """
 from __future__ import annotations
 
-import argparse
-import datetime
 import gc
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +40,11 @@ import timeit
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# Before the third-party imports: importing prometheus_client from this directory runs http.py as the
+# module `http` (its name shadows the standard library's), which takes this directory off sys.path.
+from _common import (CreatedSeries, add_output_options, environment, fmt_ratio, header_line, log, make_parser,
+                     print_intro, pyplot, rotated, save_chart, spread, version_of, write_json)
 
 import fastprom
 import prometheus_client
@@ -58,59 +58,7 @@ QUICK_SIZES = (1_000, 10_000)
 BIG = 100_000  # from this size on, fewer repeats
 
 
-# --------------------------------------------------------------------------- environment
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def version_of(dist: str, module: Any) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return str(getattr(module, "__version__", "unknown"))
-
-
-def environment() -> Dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "fastprom": version_of("fastprom", fastprom),
-        "prometheus_client": version_of("prometheus_client", prometheus_client),
-        "prometheus_client_created_series": bool(getattr(prometheus_client.metrics, "_use_created", True)),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 # --------------------------------------------------------------------------- registries and checks
-
-class CreatedSeries:
-    """Switches prometheus_client's ``_created`` samples off for a block, if asked."""
-
-    def __init__(self, off: bool) -> None:
-        self.off = off and hasattr(prometheus_client, "disable_created_metrics")
-        self.was = bool(getattr(prometheus_client.metrics, "_use_created", True))
-
-    def __enter__(self) -> None:
-        if self.off:
-            prometheus_client.disable_created_metrics()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.off and self.was:
-            prometheus_client.enable_created_metrics()
-
 
 def build(mod: Any, series: int) -> Any:
     reg = mod.CollectorRegistry()
@@ -215,8 +163,7 @@ def run_size(series: int, repeats: int, target_ns: float, log: Callable[[str], N
         log(f"  {series:,} label sets: calibrating {v.title} ...")
         v.number = calibrate(timers[v.key], target_ns)
     for r in range(repeats):
-        k = r % len(variants)
-        order = variants[k:] + variants[:k]
+        order = rotated(variants, r)
         log(f"  {series:,} label sets: repeat {r + 1}/{repeats}: " + ", ".join(v.key for v in order))
         for v in order:
             gc.collect()
@@ -231,8 +178,7 @@ def run_size(series: int, repeats: int, target_ns: float, log: Callable[[str], N
             result["problems"].append(f"{v.title}: the output changed during timing "
                                       f"({len(v.output):,} bytes before, {len(after):,} after)")
         result["variants"][v.key] = {
-            "title": v.title, "median_ms": v.median, "min_ms": min(v.samples_ms), "max_ms": max(v.samples_ms),
-            "number": v.number, "samples_ms": v.samples_ms, "output_bytes": len(v.output),
+            "title": v.title, **spread(v.samples_ms, "ms"), "number": v.number, "samples_ms": v.samples_ms, "output_bytes": len(v.output),
             "output_lines": v.output.count(b"\n"), "sample_lines": v.sample_lines,
             "ns_per_sample_line": v.median * 1e6 / max(v.sample_lines, 1),
             "ns_per_series": v.median * 1e6 / series,
@@ -247,10 +193,6 @@ def run_size(series: int, repeats: int, target_ns: float, log: Callable[[str], N
 
 def fmt_ms(ms: float) -> str:
     return f"{ms:,.3f}" if ms < 10 else f"{ms:,.1f}"
-
-
-def fmt_ratio(r: float) -> str:
-    return f"{r:,.1f}x" if round(r, 2) >= 10 else f"{r:,.2f}x"
 
 
 def markdown(results: List[Dict[str, Any]]) -> str:
@@ -274,12 +216,8 @@ def markdown(results: List[Dict[str, Any]]) -> str:
 
 
 def write_chart(path: str, results: List[Dict[str, Any]], header: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no chart written to {path} (pip install matplotlib)")
+    plt = pyplot(path)
+    if plt is None:
         return
     rows = [r for r in results if "error" not in r and not r["problems"]]
     keys = (("fastprom", "fastprom", "#1f77b4"), ("prometheus_client", "prometheus_client", "#ff7f0e"),
@@ -301,17 +239,13 @@ def write_chart(path: str, results: List[Dict[str, Any]], header: str) -> None:
     ax.set_title(header, fontsize=7)
     ax.legend(fontsize=8)
     ax.grid(axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"chart written to {path}")
+    save_chart(plt, fig, path)
 
 
 # --------------------------------------------------------------------------- main
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = make_parser(__doc__)
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 1,000 and 10,000 label sets, 3 repeats of ~0.02 s (numbers are rough)")
     ap.add_argument("--sizes", help="comma-separated label-set counts (default 1000,10000,100000; "
@@ -320,8 +254,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--big-repeats", type=int, help="repeats at 100,000 label sets and above (default 3)")
     ap.add_argument("--target-seconds", type=float,
                     help="minimum length of one measurement (default 0.2, 0.02 with --quick)")
-    ap.add_argument("--json", metavar="PATH", help="write every measurement to this JSON file")
-    ap.add_argument("--chart", metavar="PATH", help="write a PNG bar chart (log scale; needs matplotlib)")
+    add_output_options(ap, chart_help="write a PNG bar chart (log scale; needs matplotlib)")
     args = ap.parse_args(argv)
     try:
         sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(",")) if args.sizes else (
@@ -335,18 +268,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("--repeats, --big-repeats and --sizes must be >= 1 and --target-seconds > 0")
     target_ns = target_s * 1e9
 
-    env = environment()
-    header = (f"Python {env['python']} ({env['implementation']}) | CPU: {env['cpu']} ({env['cpus']} logical) | "
-              f"fastprom {env['fastprom']} | prometheus_client {env['prometheus_client']}")
-    print(header)
+    env = environment({
+        "fastprom": version_of("fastprom", fastprom),
+        "prometheus_client": version_of("prometheus_client", prometheus_client),
+        "prometheus_client_created_series": bool(getattr(prometheus_client.metrics, "_use_created", True)),
+    })
+    header = header_line(env, f"fastprom {env['fastprom']}", f"prometheus_client {env['prometheus_client']}")
     big = f" ({big_repeats} at {BIG:,}+ label sets)" if any(s >= BIG for s in sizes) else ""
-    print(f"generate_latest(registry), one counter with 2 labels; median of {repeats} repeats{big}, "
-          f"each >= ~{target_s:g} s, the three variants alternating"
-          + (" [--quick: rough numbers]" if args.quick else ""))
-    print(flush=True)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    print_intro(header, f"generate_latest(registry), one counter with 2 labels; median of {repeats} repeats{big}, "
+                f"each >= ~{target_s:g} s, the three variants alternating"
+                + (" [--quick: rough numbers]" if args.quick else ""))
 
     results: List[Dict[str, Any]] = []
     for series in sizes:
@@ -392,10 +323,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("  - " + p.strip())
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"environment": env, "sizes": list(sizes), "repeats": repeats, "big_repeats": big_repeats,
-                       "target_seconds": target_s, "quick": args.quick, "results": results}, out, indent=2)
-        print(f"results written to {args.json}")
+        write_json(args.json, {"environment": env, "sizes": list(sizes), "repeats": repeats,
+                               "big_repeats": big_repeats, "target_seconds": target_s, "quick": args.quick,
+                               "results": results})
     if args.chart:
         write_chart(args.chart, results, header)
     return 1 if problems else 0
