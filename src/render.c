@@ -183,6 +183,20 @@ static int next_up_16(char *tmp, size_t cap, double a)
  * significant digits: a correctly rounded 15-digit form, stripped of
  * trailing zeros, is the shortest one whenever 15 digits suffice
  * (subnormals and powers of two aside: see below and next_up_16). */
+/* Writes the decimal digits of i >= 0 to dig (at least 20 bytes); returns
+ * how many. */
+static int int_digits(int64_t i, char *dig)
+{
+    char tmp[24];
+    int k = 24;
+    do {
+        tmp[--k] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    memcpy(dig, tmp + k, (size_t)(24 - k));
+    return 24 - k;
+}
+
 size_t fp_format_float(char *out, double v, int openmetrics)
 {
     size_t n;
@@ -199,16 +213,8 @@ size_t fp_format_float(char *out, double v, int openmetrics)
     double a = fabs(v);
     if (a < 1e15 && a == (double)(int64_t)a) {
         /* Integers: digits straight from the integer. */
-        int64_t i = (int64_t)a;
-        char tmp[24];
-        int k = 24;
-        do {
-            tmp[--k] = (char)('0' + i % 10);
-            i /= 10;
-        } while (i);
-        nd = 24 - k;
+        nd = int_digits((int64_t)a, dig);
         exp = nd - 1;
-        memcpy(dig, tmp + k, (size_t)nd);
         while (nd > 1 && dig[nd - 1] == '0')
             nd--;
     } else if (a < 1e12 && a * 1000.0 == floor(a * 1000.0) && floor(a * 1000.0) / 1000.0 == a) {
@@ -216,16 +222,8 @@ size_t fp_format_float(char *out, double v, int openmetrics)
          * millisecond, and most bucket bounds and sums): the digits of
          * a * 1000, which read back as a, and which no shorter decimal
          * does, as they number at most 15. */
-        int64_t i = (int64_t)(a * 1000.0);
-        char tmp[24];
-        int k = 24;
-        do {
-            tmp[--k] = (char)('0' + i % 10);
-            i /= 10;
-        } while (i);
-        nd = 24 - k;
+        nd = int_digits((int64_t)(a * 1000.0), dig);
         exp = nd - 1 - 3;
-        memcpy(dig, tmp + k, (size_t)nd);
         while (nd > 1 && dig[nd - 1] == '0')
             nd--;
     } else {
