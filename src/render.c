@@ -74,15 +74,23 @@ void fp_buf_escaped(fp_buf *b, const char *s, size_t n, int quotes)
     b->len = (size_t)(d - b->p);
 }
 
-void fp_buf_uint(fp_buf *b, uint64_t v)
+/* Writes the decimal digits of v to dig (at least 20 bytes); returns how many. */
+static int int_digits(uint64_t v, char *dig)
 {
     char tmp[24];
-    int i = 24;
+    int k = 24;
     do {
-        tmp[--i] = (char)('0' + v % 10);
+        tmp[--k] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    fp_buf_put(b, tmp + i, (size_t)(24 - i));
+    memcpy(dig, tmp + k, (size_t)(24 - k));
+    return 24 - k;
+}
+
+void fp_buf_uint(fp_buf *b, uint64_t v)
+{
+    char dig[24];
+    fp_buf_put(b, dig, (size_t)int_digits(v, dig));
 }
 
 void fp_buf_float(fp_buf *b, double v, int openmetrics)
@@ -183,20 +191,6 @@ static int next_up_16(char *tmp, size_t cap, double a)
  * significant digits: a correctly rounded 15-digit form, stripped of
  * trailing zeros, is the shortest one whenever 15 digits suffice
  * (subnormals and powers of two aside: see below and next_up_16). */
-/* Writes the decimal digits of i >= 0 to dig (at least 20 bytes); returns
- * how many. */
-static int int_digits(int64_t i, char *dig)
-{
-    char tmp[24];
-    int k = 24;
-    do {
-        tmp[--k] = (char)('0' + i % 10);
-        i /= 10;
-    } while (i);
-    memcpy(dig, tmp + k, (size_t)(24 - k));
-    return 24 - k;
-}
-
 size_t fp_format_float(char *out, double v, int openmetrics)
 {
     size_t n;
@@ -213,7 +207,7 @@ size_t fp_format_float(char *out, double v, int openmetrics)
     double a = fabs(v);
     if (a < 1e15 && a == (double)(int64_t)a) {
         /* Integers: digits straight from the integer. */
-        nd = int_digits((int64_t)a, dig);
+        nd = int_digits((uint64_t)a, dig);
         exp = nd - 1;
         while (nd > 1 && dig[nd - 1] == '0')
             nd--;
@@ -222,7 +216,7 @@ size_t fp_format_float(char *out, double v, int openmetrics)
          * millisecond, and most bucket bounds and sums): the digits of
          * a * 1000, which read back as a, and which no shorter decimal
          * does, as they number at most 15. */
-        nd = int_digits((int64_t)(a * 1000.0), dig);
+        nd = int_digits((uint64_t)(a * 1000.0), dig);
         exp = nd - 1 - 3;
         while (nd > 1 && dig[nd - 1] == '0')
             nd--;
