@@ -1,7 +1,8 @@
 """Builds the C extension fastprom._core.
 
 Build switches (environment variables, read at build time only):
-  FASTPROM_DEBUG=1     -O0 -g with assertions and the store's invariant checks
+  FASTPROM_DEBUG=1     -O0 -g with assertions; _core.DEBUG is 1, and the test suite then
+                       runs the store's full consistency check after every test
   FASTPROM_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer (implies debug);
                        run Python with LD_PRELOAD of libasan, see the README
 """
@@ -41,9 +42,11 @@ setup(
     ext_modules=[
         Extension(
             "fastprom._core",
-            sources=sorted(glob("src/*.c")),
-            depends=sorted(glob("src/*.h")),
-            include_dirs=["src"],
+            # src/core: the store, arena and renderer, no Python headers;
+            # src/py: the CPython binding.
+            sources=sorted(glob("src/core/*.c")) + sorted(glob("src/py/*.c")),
+            depends=sorted(glob("src/core/*.h")) + sorted(glob("src/py/*.h")),
+            include_dirs=["src/core", "src/py"],
             extra_compile_args=cflags,
             extra_link_args=ldflags,
             undef_macros=undef,

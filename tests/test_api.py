@@ -453,13 +453,12 @@ def test_http_recorder_reads_content_length_defensively(registry):
     rout = Summary("rout", "O", ["handler"], registry=registry)
     lat = Histogram("lat", "L", ["method", "handler"], registry=registry)
     high = Histogram("high", "H", registry=registry)
-    rec = _core.HttpRecorder(lambda h, m, s: (total.labels(h, m, s), rin.labels(h), rout.labels(h), lat.labels(m, h)),
-                             high)
-    for value in (b"9" * 400, b"1 2 3", b"-5", b"0x10", b"", b" 42 "):
+    rec = _core.HttpRecorder(total, rin, rout, lat, high)
+    for value in (b"9" * 400, b"1 2 3", b"-5", b"+5", b"0x10", b"", b" 42 "):
         rec.record("/", "GET", "2xx", 0.01, [(b"content-length", value)], [(b"Content-Length", value)])
     assert value_of(registry, "rin_sum", {"handler": "/"}) == 42
     assert value_of(registry, "rout_sum", {"handler": "/"}) == 42
-    assert value_of(registry, "t_total", {"handler": "/", "method": "GET", "status": "2xx"}) == 6
+    assert value_of(registry, "t_total", {"handler": "/", "method": "GET", "status": "2xx"}) == 7
 
 
 def value_of(reg, name, labels):

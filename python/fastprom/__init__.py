@@ -6,7 +6,7 @@ import::
     from fastprom import Counter, Histogram, generate_latest
 """
 from ._core import StoreFileError, StoreFullError, freeze_clock
-from ._metric_types import DEFAULT_BUCKETS, Counter, Enum, Gauge, Histogram, Info, Summary
+from .instruments import DEFAULT_BUCKETS, Counter, Enum, Gauge, Histogram, Info, Summary
 from .collectors import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, GCCollector, PlatformCollector, ProcessCollector
 from .errors import DuplicateTimeseries, InvalidMetricError
 from .exposition import (CONTENT_TYPE_LATEST, OPENMETRICS_CONTENT_TYPE, Exposition, choose_encoder,
@@ -15,9 +15,8 @@ from .metrics_core import (CounterMetricFamily, GaugeHistogramMetricFamily, Gaug
                            HistogramMetricFamily, InfoMetricFamily, Metric, StateSetMetricFamily,
                            SummaryMetricFamily, UnknownMetricFamily, UntypedMetricFamily)
 from .registry import REGISTRY, CollectorRegistry
-from . import metrics
-from .instrumentator import Instrumentator, PrometheusFastApiInstrumentator
-from .middleware import PrometheusInstrumentatorMiddleware
+from . import instrumentator, metrics, middleware, routing
+from .asgi import Instrumentator, PrometheusFastApiInstrumentator, PrometheusInstrumentatorMiddleware
 from .samples import Exemplar, Sample, Timestamp
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ def _main() -> None:
     if not args or args[0] != "demo":
         print("usage: python -m fastprom demo [--host HOST] [--port PORT]", file=sys.stderr)
         raise SystemExit(2)
-    from .demo import main
+    from .asgi.demo import main
 
     main(args[1:])
 

@@ -14,18 +14,15 @@ import os
 import threading
 import warnings
 import weakref
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from . import _core
 
 STORE_FILE = "fastprom.store"
-DEFAULT_SIZE = 256 << 20
+DEFAULT_SIZE: int = _core.STORE_DEFAULT_SIZE
 
 #: Gauge multiprocess modes, as prometheus_client names them, to the store's codes.
-MODES = {
-    "all": 1, "liveall": 2, "sum": 3, "livesum": 4, "max": 5, "livemax": 6, "min": 7, "livemin": 8,
-    "mostrecent": 9, "livemostrecent": 10,
-}
+MODES: Dict[str, int] = dict(_core.MULTIPROCESS_MODES)
 
 _lock = threading.Lock()
 _fork_hook_installed = False
@@ -50,7 +47,7 @@ def store_size() -> int:
         size = int(digits) * mult
     except ValueError:
         raise ValueError(f"FASTPROM_STORE_SIZE={raw!r} is not a size in bytes (e.g. 268435456 or 256M)") from None
-    if not (1 << 20) <= size <= (1 << 40):
+    if not _core.STORE_MIN_SIZE <= size <= _core.STORE_MAX_SIZE:
         raise ValueError(f"FASTPROM_STORE_SIZE={raw!r} must be between 1M and 1024G")
     return size
 

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Protocol, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Union
 
-from . import _core
+from . import _core, multiprocess
 from .errors import DuplicateTimeseries
-from .metrics_core import Metric
-
-if TYPE_CHECKING:
-    from ._metric_types import StoreMetric
+from .metrics_core import CounterMetricFamily, InfoMetricFamily, Metric
+from .samples import Exemplar, Sample
 
 #: Default arena size of a registry's store: 256 MiB of address space, of
 #: which only the pages holding metrics are ever touched.
-DEFAULT_STORE_SIZE = 256 << 20
+DEFAULT_STORE_SIZE: int = _core.STORE_DEFAULT_SIZE
+
+#: What a scrape renders: a store metric (its family), a whole store (a
+#: shared store: every family in it), or a family built in Python.
+_Item = Union[_core.MetricBase, _core.Store, Metric]
 
 
 class Collector(Protocol):
@@ -34,6 +36,10 @@ class CollectorRegistry:
                  *, store_size: int = DEFAULT_STORE_SIZE) -> None:
         self._lock = threading.Lock()
         self._collectors: Dict[object, List[str]] = {}
+        # Called before every scrape and collect() while their owner (a
+        # collector) is registered: set_function gauges read their functions
+        # here.  Kept across unregister(), so registering again resumes them.
+        self._hooks: Dict[object, Callable[[], None]] = {}
         self._names: Dict[str, object] = {}
         self._auto_describe = auto_describe
         self._store_size = store_size
@@ -50,15 +56,19 @@ class CollectorRegistry:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    from . import multiprocess
-
                     directory = multiprocess.directory() if self._multiprocess else None
-                    if directory:
-                        self._store = multiprocess.open_store(directory)
-                        self._shared = True
-                    else:
-                        self._store = _core.Store(self._store_size)
+                    self._open_store(directory)
+        assert self._store is not None
         return self._store
+
+    def _open_store(self, directory: Optional[str]) -> None:
+        """Creates the store: shared through the store file in ``directory``,
+        or private.  Lock held (or the registry not yet in use)."""
+        if directory:
+            self._store = multiprocess.open_store(directory)
+            self._shared = True
+        else:
+            self._store = _core.Store(self._store_size)
 
     _shared = False
 
@@ -116,24 +126,30 @@ class CollectorRegistry:
             for n in names:
                 self._names.pop(n, None)
 
-    def _items(self, extra: Iterable[object] = ()) -> List[Union[int, Metric]]:
-        from ._metric_types import StoreMetric, refresh_function_gauges
+    def _add_pre_collect_hook(self, owner: object, hook: Callable[[], None]) -> None:
+        """Runs ``hook`` before every scrape and collect() while ``owner`` is registered."""
+        with self._lock:
+            self._hooks[owner] = hook
 
-        refresh_function_gauges()
+    def _items(self, extra: Iterable[object] = ()) -> List[_Item]:
+        """Everything one scrape shows, in order (pre-collect hooks run first)."""
         with self._lock:
             collectors = list(self._collectors)
-        items: List[Union[int, Metric]] = []
+            hooks = [h for owner, h in self._hooks.items() if owner in self._collectors]
+        for hook in hooks:
+            hook()
+        items: List[_Item] = []
         if self._target_info is not None:
-            from .metrics_core import InfoMetricFamily
-
             items.append(InfoMetricFamily("target", "Target metadata", value=self._target_info))
-        if self._shared and self._store is not None:
+        store = self._store
+        shared = self._shared and store is not None
+        if shared:
             # Every family in the shared store, whichever worker declared it.
-            items.extend(range(self._store.family_count()))
+            items.append(store)  # type: ignore[arg-type]
         for c in collectors:
-            if isinstance(c, StoreMetric) and c._store is self._store:
-                if not self._shared:
-                    items.append(c._family)  # type: ignore[attr-defined]
+            if isinstance(c, _core.MetricBase) and c._store is store and store is not None:
+                if not shared:
+                    items.append(c)
             else:
                 items.extend(c.collect())  # type: ignore[attr-defined]
         items.extend(self._store_families())
@@ -148,33 +164,26 @@ class CollectorRegistry:
         overflowed = self._store.stats()["overflowed"]
         if not overflowed:
             return []
-        from .metrics_core import CounterMetricFamily
-
         return [CounterMetricFamily(
             "fastprom_store_overflow", "Label lookups counted under an overflow series because the metrics "
             "store was full.", value=overflowed)]
 
     def render(self, openmetrics: bool = False, extra: Iterable[object] = ()) -> bytes:
         """The exposition of everything registered (then of ``extra``
-        collectors), in one C call for store metrics."""
-        items = self._items(extra)
-        store = self._store if self._store is not None else _EMPTY.store()
-        return store.render(items, openmetrics)
+        collectors), in one C call."""
+        view = _core.VIEW_OPENMETRICS if openmetrics else _core.VIEW_TEXT
+        return _core.render(self._items(extra), view)
 
     def collect(self) -> Iterator[Metric]:
-        """Yields the metric families of every registered collector."""
-        from ._metric_types import refresh_function_gauges
-
-        refresh_function_gauges()
-        with self._lock:
-            collectors = list(self._collectors)
-        if self._target_info is not None:
-            from .metrics_core import InfoMetricFamily
-
-            yield InfoMetricFamily("target", "Target metadata", value=self._target_info)
-        for c in collectors:
-            yield from c.collect()  # type: ignore[attr-defined]
-        yield from self._store_families()
+        """Yields the metric families of every registered collector: the same
+        items, read by the same walk, as a scrape."""
+        for item in self._items():
+            if isinstance(item, _core.Store):
+                yield from store_families(item)
+            elif isinstance(item, _core.MetricBase):
+                yield from item._collect_now()  # type: ignore[attr-defined]
+            else:
+                yield item
 
     def restricted_registry(self, names: Iterable[str]) -> "RestrictedRegistry":
         """A view that renders only the families with these sample names."""
@@ -218,22 +227,17 @@ class RestrictedRegistry:
                 yield r
 
     def render(self, openmetrics: bool = False) -> bytes:
-        return _EMPTY.store().render(list(self.collect()), openmetrics)
+        view = _core.VIEW_OPENMETRICS if openmetrics else _core.VIEW_TEXT
+        return _core.render(list(self.collect()), view)
 
 
-class _EmptyStore:
-    """A small store used only to render custom families."""
-
-    def __init__(self) -> None:
-        self._store: Optional[_core.Store] = None
-
-    def store(self) -> _core.Store:
-        if self._store is None:
-            self._store = _core.Store(1 << 20)
-        return self._store
-
-
-_EMPTY = _EmptyStore()
+def store_families(store: _core.Store) -> Iterator[Metric]:
+    """Every family of a store, with its samples, as collect() yields them."""
+    for i in range(store.family_count()):
+        name, typ, doc, unit = store.family(i)
+        m = Metric(name, doc, typ, unit)
+        m.samples = store.samples(i, Sample, Exemplar)
+        yield m
 
 #: The default registry, as prometheus_client's ``REGISTRY``; in
 #: multiprocess mode its store is shared by every worker.

@@ -17,8 +17,8 @@ build="$here/build"
 mkdir -p "$build"
 
 CC="${CC:-gcc}"
-common=(-std=c11 -Wall -Wextra -Werror -I"$root/src")
-srcs=("$here/stress.c" "$root/src/store.c" "$root/src/render.c" "$root/src/quantile.c")
+common=(-std=c11 -Wall -Wextra -Werror -I"$root/src/core")
+srcs=("$here/stress.c" "$root"/src/core/*.c)
 libs=(-pthread -lm)
 
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"

@@ -1,4 +1,4 @@
-/* stress.c: a Python-free test of the C core (store.c, render.c).
+/* stress.c: a Python-free test of the C core (src/core).
  *
  * Writer threads update and create series concurrently (many of them racing
  * to create the same label sets) while renderer threads scrape every family
@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
+#include "quantile.h"
 #include "render.h"
 #include "store.h"
 
@@ -556,6 +558,12 @@ static void *renderer(void *arg)
         render_all(&b, om);
         check_render(st, b.p, b.len, om);
         st->renders++;
+        /* The consistency check a worker runs when it opens a store file
+         * must pass while series are being created. */
+        if (st->renders % 4 == 1) {
+            const char *why = fp_store_check(&store, 0);
+            CHECK(why == NULL, "consistency check during creation: %s", why ? why : "");
+        }
         /* Between scrapes, a burst of exemplar reads racing the writers. */
         for (int k = 0; k < 2000; k++) {
             int which = k % (NCODES + 2);
@@ -942,6 +950,7 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     check_floats();
+    CHECK(fp_q_selftest(), "FP_Q_BUCKETS (%u) does not match the sketch's parameters", FP_Q_BUCKETS);
 
     int rc = fp_store_open(&store, 256u << 20);
     if (rc != FP_OK) {
@@ -977,6 +986,8 @@ int main(int argc, char **argv)
         pthread_join(r[i], NULL);
 
     check_totals();
+    const char *why = fp_store_check(&store, 1);
+    CHECK(why == NULL, "consistency check after the run: %s", why ? why : "");
     fp_store_close(&store);
 
     clock_gettime(CLOCK_MONOTONIC, &t1);

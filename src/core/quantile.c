@@ -29,29 +29,20 @@ static void init_params(void)
 
 static void params(void) { pthread_once(&P_once, init_params); }
 
-static uint32_t nbuckets(void)
+int fp_q_selftest(void)
 {
     params();
-    return P.n;
+    return P.n == FP_Q_BUCKETS;
 }
 
-uint32_t fp_q_buckets(void) { return nbuckets(); }
-
-/* Cell layout after count and sum:
- *   [0]              last epoch whose snapshot was taken, plus one
- *   [1 .. B]         cumulative counts
- *   then R = age_buckets + 1 snapshots, each [tag][B counts]; a tag is
- *   epoch + 1 when complete, with BUSY set while being copied. */
+/* Sketch cells: [0] last epoch snapshotted + 1, [1 .. B] cumulative counts,
+ * then R = age_buckets + 1 snapshots, each [tag][B counts]; a tag is
+ * epoch + 1 when complete, with BUSY set while being copied. */
 #define BUSY (1ull << 63)
+#define B FP_Q_BUCKETS
 
-uint32_t fp_q_cells(uint32_t age_buckets)
-{
-    uint32_t b = nbuckets();
-    return 1 + b + (age_buckets + 1) * (1 + b);
-}
-
-static fp_word *cum_of(fp_series *se) { return &se->cells[3]; }
-static fp_word *snap_of(fp_series *se, uint32_t r) { return &se->cells[3 + nbuckets() + r * (1 + nbuckets())]; }
+static fp_word *cum_of(fp_word *cells) { return &cells[1]; }
+static fp_word *snap_of(fp_word *cells, uint32_t r) { return &cells[1 + B + r * (1 + B)]; }
 
 static uint32_t bucket_of(double v)
 {
@@ -74,9 +65,9 @@ static double value_of(uint32_t i)
     return i > P.side ? rep : -rep;
 }
 
-static uint64_t epoch_of(const fp_family *f, double now)
+static uint64_t epoch_of(const fp_q_window *w, double now)
 {
-    double period = f->max_age / f->age_buckets;
+    double period = w->max_age / w->age_buckets;
     double e = floor(now / period);
     /* Clamped well below 2^63 (the BUSY bit) before the conversion. */
     return e > 0 ? (e < 0x1p61 ? (uint64_t)e : (1ull << 61)) : 0;
@@ -84,54 +75,52 @@ static uint64_t epoch_of(const fp_family *f, double now)
 
 /* Takes the snapshot that starts epoch e, unless someone has.  Lock-free:
  * the slot is claimed by CAS; anyone else goes on without waiting. */
-static void snapshot(const fp_family *f, fp_series *se, uint64_t e)
+static void snapshot(const fp_q_window *w, fp_word *cells, uint64_t e)
 {
-    uint32_t r = (uint32_t)(e % (f->age_buckets + 1));
-    fp_word *slot = snap_of(se, r);
+    uint32_t r = (uint32_t)(e % (w->age_buckets + 1));
+    fp_word *slot = snap_of(cells, r);
     uint64_t tag = fp_load_acq(&slot[0]);
     if ((tag & ~BUSY) >= e + 1 || !fp_cas_rel(&slot[0], &tag, (e + 1) | BUSY))
         return;
     /* The slot held epoch e - R or older: outside every window, so no
      * reader needs it.  Copy the cumulative counts, then publish. */
-    uint32_t b = nbuckets();
-    fp_word *cum = cum_of(se);
-    for (uint32_t i = 0; i < b; i++)
+    fp_word *cum = cum_of(cells);
+    for (uint32_t i = 0; i < B; i++)
         fp_put(&slot[1 + i], fp_load(&cum[i]));
     fp_store_rel(&slot[0], e + 1);
-    uint64_t last = fp_load(&se->cells[2]);
-    while (last < e + 1 && !fp_cas_rel(&se->cells[2], &last, e + 1))
+    uint64_t last = fp_load(&cells[0]);
+    while (last < e + 1 && !fp_cas_rel(&cells[0], &last, e + 1))
         ;
 }
 
-void fp_q_observe(const fp_family *f, fp_series *se, double v, double now)
+void fp_q_observe(const fp_q_window *w, fp_word *cells, double v, double now)
 {
     params();
-    uint64_t e = epoch_of(f, now);
-    if (fp_load_acq(&se->cells[2]) < e + 1)
-        snapshot(f, se, e);
-    fp_add(&cum_of(se)[bucket_of(v)], 1);
+    uint64_t e = epoch_of(w, now);
+    if (fp_load_acq(&cells[0]) < e + 1)
+        snapshot(w, cells, e);
+    fp_add(&cum_of(cells)[bucket_of(v)], 1);
 }
 
-void fp_q_values(const fp_store *s, const fp_family *f, fp_series *se, double now, uint64_t *scratch,
-                 double *out)
+void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scratch, double *out)
 {
     params();
-    uint64_t e = epoch_of(f, now);
-    snapshot(f, se, e);
-    uint32_t b = P.n, A = f->age_buckets;
+    uint64_t e = epoch_of(w, now);
+    snapshot(w, cells, e);
+    uint32_t A = w->age_buckets;
     /* The base: the snapshot at the start of the window's oldest epoch, or
      * failing that the next later one (no snapshot for an epoch means no
      * observation was made in it, so the counts did not change). */
     const fp_word *base = NULL;
     uint64_t tag = 0, total = 0;
-    fp_word *cum = cum_of(se);
+    fp_word *cum = cum_of(cells);
     /* Twice at most: if a writer epochs ahead of us (a late clock, a long
      * pause) reclaims the base snapshot while we copy it, start again. */
     for (int attempt = 0; attempt < 2; attempt++) {
         base = NULL;
         uint64_t first = e + 1 > A ? e + 1 - A : 0;
         for (uint64_t x = first; x <= e && !base; x++) {
-            const fp_word *slot = snap_of(se, (uint32_t)(x % (A + 1)));
+            const fp_word *slot = snap_of(cells, (uint32_t)(x % (A + 1)));
             if (fp_load_acq(&slot[0]) == x + 1) {
                 base = slot + 1;
                 tag = x + 1;
@@ -139,7 +128,7 @@ void fp_q_values(const fp_store *s, const fp_family *f, fp_series *se, double no
         }
         /* One read of the window's counts, so the walk below agrees with its total. */
         total = 0;
-        for (uint32_t i = 0; base && i < b; i++) {
+        for (uint32_t i = 0; base && i < B; i++) {
             uint64_t c = fp_load(&cum[i]), o = fp_load(&base[i]);
             scratch[i] = c > o ? c - o : 0;
             total += scratch[i];
@@ -148,18 +137,17 @@ void fp_q_values(const fp_store *s, const fp_family *f, fp_series *se, double no
             break;
         base = NULL;
     }
-    for (uint32_t j = 0; j < f->nquantiles; j++)
+    for (uint32_t j = 0; j < w->nquantiles; j++)
         out[j] = NAN;
     if (!base || total == 0)
         return;
-    const double *q = fp_at(s, f->quantiles);
     uint32_t i = 0;
     uint64_t seen = 0;
-    for (uint32_t j = 0; j < f->nquantiles; j++) {
+    for (uint32_t j = 0; j < w->nquantiles; j++) {
         /* The value at 0-based rank floor(q * (n - 1)); quantiles ascend. */
-        uint64_t rank = (uint64_t)floor(q[j] * (double)(total - 1));
-        while (i < b && seen + scratch[i] <= rank)
+        uint64_t rank = (uint64_t)floor(w->quantiles[j] * (double)(total - 1));
+        while (i < B && seen + scratch[i] <= rank)
             seen += scratch[i++];
-        out[j] = value_of(i < b ? i : b - 1);
+        out[j] = value_of(i < B ? i : B - 1);
     }
 }

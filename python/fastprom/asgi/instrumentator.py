@@ -1,0 +1,183 @@
+"""``Instrumentator().instrument(app).expose(app)``: a drop-in for
+prometheus-fastapi-instrumentator's class of the same shape."""
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, Union
+
+from ..bridge import (PrometheusClientCollector, expose_to_prometheus_client, is_prometheus_client_registry,
+                      prometheus_client_default_registry, registry_for)
+from ..exposition import negotiate
+from ..registry import REGISTRY, CollectorRegistry
+from . import instrumentations as metrics
+from .middleware import PrometheusInstrumentatorMiddleware
+
+
+class Instrumentator:
+    """Instruments a FastAPI or Starlette app and exposes ``/metrics``.
+
+    The constructor takes prometheus-fastapi-instrumentator's arguments with
+    the same defaults.  ``registry`` may be a fastprom or a prometheus_client
+    ``CollectorRegistry``; by default fastprom's ``REGISTRY`` is used, and
+    prometheus_client's default registry (when installed) both sees these
+    metrics and has its own samples included in ``/metrics``.
+    """
+
+    def __init__(
+        self,
+        should_group_status_codes: bool = True,
+        should_ignore_untemplated: bool = False,
+        should_group_untemplated: bool = True,
+        should_include_root_path: bool = False,
+        should_round_latency_decimals: bool = False,
+        should_respect_env_var: bool = False,
+        should_instrument_requests_inprogress: bool = False,
+        should_exclude_streaming_duration: bool = False,
+        excluded_handlers: Sequence[str] = (),
+        body_handlers: Sequence[str] = (),
+        round_latency_decimals: int = 4,
+        env_var_name: str = "ENABLE_METRICS",
+        inprogress_name: str = "http_requests_inprogress",
+        inprogress_labels: bool = False,
+        registry: Any = None,
+    ) -> None:
+        self.should_group_status_codes = should_group_status_codes
+        self.should_ignore_untemplated = should_ignore_untemplated
+        self.should_group_untemplated = should_group_untemplated
+        self.should_include_root_path = should_include_root_path
+        self.should_round_latency_decimals = should_round_latency_decimals
+        self.should_respect_env_var = should_respect_env_var
+        self.should_instrument_requests_inprogress = should_instrument_requests_inprogress
+        self.should_exclude_streaming_duration = should_exclude_streaming_duration
+        self.round_latency_decimals = round_latency_decimals
+        self.env_var_name = env_var_name
+        self.inprogress_name = inprogress_name
+        self.inprogress_labels = inprogress_labels
+        self.excluded_handlers = [re.compile(p) for p in excluded_handlers]
+        self.body_handlers = [re.compile(p) for p in body_handlers]
+        self.instrumentations: List[Callable[[metrics.Info], None]] = []
+        self.async_instrumentations: List[Callable[[metrics.Info], Awaitable[None]]] = []
+
+        # Where our metrics live, and which prometheus_client registry is merged in.
+        self._pc_registry: Any = None
+        if registry is None or registry is REGISTRY:
+            self.registry: CollectorRegistry = REGISTRY
+            self._pc_registry = prometheus_client_default_registry()
+            self._bridge_default = self._pc_registry is not None
+        elif isinstance(registry, CollectorRegistry):
+            self.registry = registry
+            self._bridge_default = False
+        elif is_prometheus_client_registry(registry):
+            self.registry = registry_for(registry)
+            self._pc_registry = registry
+            self._bridge_default = False
+        else:
+            raise TypeError(f"registry must be a fastprom or prometheus_client CollectorRegistry, got {registry!r}")
+
+    def _enabled(self) -> bool:
+        if not self.should_respect_env_var:
+            return True
+        return os.getenv(self.env_var_name, "False").lower() in ("true", "1")
+
+    def instrument(
+        self,
+        app: Any,
+        metric_namespace: str = "",
+        metric_subsystem: str = "",
+        should_only_respect_2xx_for_highr: bool = False,
+        latency_highr_buckets: Sequence[Union[float, str]] = metrics.HIGHR_BUCKETS,
+        latency_lowr_buckets: Sequence[Union[float, str]] = metrics.LOWR_BUCKETS,
+    ) -> "Instrumentator":
+        """Adds the metrics middleware to ``app``.  Returns self."""
+        if not self._enabled():
+            return self
+        if self._bridge_default:
+            expose_to_prometheus_client(self.registry, self._pc_registry)
+        app.add_middleware(
+            PrometheusInstrumentatorMiddleware,
+            should_group_status_codes=self.should_group_status_codes,
+            should_ignore_untemplated=self.should_ignore_untemplated,
+            should_group_untemplated=self.should_group_untemplated,
+            should_include_root_path=self.should_include_root_path,
+            should_round_latency_decimals=self.should_round_latency_decimals,
+            should_respect_env_var=self.should_respect_env_var,
+            should_instrument_requests_inprogress=self.should_instrument_requests_inprogress,
+            should_exclude_streaming_duration=self.should_exclude_streaming_duration,
+            round_latency_decimals=self.round_latency_decimals,
+            env_var_name=self.env_var_name,
+            inprogress_name=self.inprogress_name,
+            inprogress_labels=self.inprogress_labels,
+            instrumentations=self.instrumentations,
+            async_instrumentations=self.async_instrumentations,
+            excluded_handlers=self.excluded_handlers,
+            body_handlers=self.body_handlers,
+            metric_namespace=metric_namespace,
+            metric_subsystem=metric_subsystem,
+            should_only_respect_2xx_for_highr=should_only_respect_2xx_for_highr,
+            latency_highr_buckets=latency_highr_buckets,
+            latency_lowr_buckets=latency_lowr_buckets,
+            registry=self.registry,
+        )
+        return self
+
+    def render(self, accept: Optional[str] = None, accept_encoding: Optional[str] = None,
+               allow_gzip: bool = False) -> Any:
+        """The ``/metrics`` response for these request headers (an :class:`~fastprom.Exposition`)."""
+        extra = []
+        if self._pc_registry is not None:
+            extra.append(PrometheusClientCollector(self._pc_registry, self.registry))
+        return negotiate(self.registry, accept, accept_encoding, allow_gzip, extra=extra)
+
+    def expose(
+        self,
+        app: Any,
+        should_gzip: bool = False,
+        endpoint: str = "/metrics",
+        include_in_schema: bool = True,
+        tags: Optional[List[Any]] = None,
+        **kwargs: Any,
+    ) -> "Instrumentator":
+        """Serves the metrics at ``endpoint``: OpenMetrics when the scraper asks
+        for it, the text format otherwise; gzip when ``should_gzip`` and the
+        client accepts it.  Returns self."""
+        if not self._enabled():
+            return self
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        def metrics_endpoint(request: Request) -> Response:
+            e = self.render(request.headers.get("accept"), request.headers.get("accept-encoding"), should_gzip)
+            return Response(content=e.body, headers=e.headers)
+
+        # Real classes, not the strings this module's annotations are: FastAPI
+        # reads them to inject the request.
+        metrics_endpoint.__annotations__ = {"request": Request, "return": Response}
+
+        try:
+            from fastapi import FastAPI
+        except ImportError:  # pragma: no cover - Starlette only
+            FastAPI = None  # type: ignore[assignment,misc]
+        if FastAPI is not None and isinstance(app, FastAPI):
+            app.get(endpoint, include_in_schema=include_in_schema, tags=tags, **kwargs)(metrics_endpoint)
+        else:
+            app.add_route(endpoint, metrics_endpoint, include_in_schema=include_in_schema)
+        return self
+
+    def add(self, *instrumentation_function: Optional[Callable[[metrics.Info], Any]]) -> "Instrumentator":
+        """Adds instrumentation functions (sync or async) called for every
+        request.  As in prometheus-fastapi-instrumentator, adding any replaces
+        the default metrics (add ``metrics.default()`` to keep them)."""
+        for fn in instrumentation_function:
+            if fn is None:
+                continue
+            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+                self.async_instrumentations.append(fn)
+            else:
+                self.instrumentations.append(fn)
+        return self
+
+
+#: prometheus-fastapi-instrumentator's name for the class.
+PrometheusFastApiInstrumentator = Instrumentator

@@ -1,0 +1,275 @@
+"""The ASGI middleware that records HTTP metrics.
+
+Per request it reads the matched route from the scope once the app has run,
+and with the default metrics makes one call into C that updates all of them.
+Starlette ``Request``/``Response`` objects are built only when a
+user-supplied instrumentation function needs them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from time import perf_counter
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, Union
+
+from .._core import SendTap
+from ..instruments import Gauge
+from ..registry import REGISTRY
+from . import instrumentations as _metrics
+from .instrumentations import DefaultInstrumentation, Info
+from .routing import RouteResolver, match_template, route_key
+
+log = logging.getLogger("fastprom")
+
+Scope = Any
+Message = Any
+ASGIApp = Callable[..., Awaitable[None]]
+
+def _trace_exemplar() -> Optional[Any]:
+    """A function returning {"trace_id": ...} for the active OpenTelemetry span, if installed."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+
+    proxy = getattr(trace, "ProxyTracerProvider", None)
+    get_provider, get_span = trace.get_tracer_provider, trace.get_current_span
+    configured = proxy is None
+    next_check = 0.0
+
+    def current() -> Optional[dict]:
+        # Until an SDK tracer provider is set no span is recording, so the
+        # span lookup is skipped.  Asking for the provider is itself costly
+        # (it reads the environment), so it is asked at most once a second
+        # until one is set; once set it stays set.
+        nonlocal configured, next_check
+        if not configured:
+            now = perf_counter()
+            if now < next_check:
+                return None
+            next_check = now + 1.0
+            if proxy is not None and isinstance(get_provider(), proxy):
+                return None
+            configured = True
+        ctx = get_span().get_span_context()
+        if not ctx.is_valid:
+            return None
+        return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+    return current
+
+
+class PrometheusInstrumentatorMiddleware:
+    """Records HTTP metrics for an ASGI app (FastAPI, Starlette or any other).
+
+    Takes the arguments of prometheus-fastapi-instrumentator's middleware of
+    the same name.  Websocket and lifespan scopes pass through untouched.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        should_group_status_codes: bool = True,
+        should_ignore_untemplated: bool = False,
+        should_group_untemplated: bool = True,
+        should_include_root_path: bool = False,
+        should_round_latency_decimals: bool = False,
+        should_respect_env_var: bool = False,
+        should_instrument_requests_inprogress: bool = False,
+        should_exclude_streaming_duration: bool = False,
+        excluded_handlers: Sequence[Union[str, "re.Pattern[str]"]] = (),
+        body_handlers: Sequence[Union[str, "re.Pattern[str]"]] = (),
+        round_latency_decimals: int = 4,
+        env_var_name: str = "ENABLE_METRICS",
+        inprogress_name: str = "http_requests_inprogress",
+        inprogress_labels: bool = False,
+        instrumentations: Sequence[Callable[[Info], None]] = (),
+        async_instrumentations: Sequence[Callable[[Info], Awaitable[None]]] = (),
+        metric_namespace: str = "",
+        metric_subsystem: str = "",
+        should_only_respect_2xx_for_highr: bool = False,
+        latency_highr_buckets: Sequence[Union[float, str]] = _metrics.HIGHR_BUCKETS,
+        latency_lowr_buckets: Sequence[Union[float, str]] = _metrics.LOWR_BUCKETS,
+        registry: Any = REGISTRY,
+        custom_labels: Optional[dict] = None,
+    ) -> None:
+        self.app = app
+        self.should_group_status_codes = should_group_status_codes
+        self.should_ignore_untemplated = should_ignore_untemplated
+        self.should_group_untemplated = should_group_untemplated
+        self.should_include_root_path = should_include_root_path
+        self.should_round_latency_decimals = should_round_latency_decimals
+        self.should_exclude_streaming_duration = should_exclude_streaming_duration
+        self.round_latency_decimals = round_latency_decimals
+        self.inprogress_labels = inprogress_labels
+        self.excluded_handlers = [re.compile(p) if isinstance(p, str) else p for p in excluded_handlers]
+        self.body_handlers = [re.compile(p) if isinstance(p, str) else p for p in body_handlers]
+        self._resolver = RouteResolver()
+
+        if instrumentations:
+            self.instrumentations: List[Callable[[Info], None]] = list(instrumentations)
+        else:
+            self.instrumentations = [_metrics.default(
+                metric_namespace=metric_namespace, metric_subsystem=metric_subsystem,
+                should_only_respect_2xx_for_highr=should_only_respect_2xx_for_highr,
+                should_exclude_streaming_duration=should_exclude_streaming_duration,
+                latency_highr_buckets=latency_highr_buckets, latency_lowr_buckets=latency_lowr_buckets,
+                registry=registry, custom_labels=custom_labels)]
+        self.async_instrumentations = list(async_instrumentations)
+        # The fast path: only the default metrics, recorded by one C call.
+        self._fast: Optional[DefaultInstrumentation] = None
+        if (len(self.instrumentations) == 1 and isinstance(self.instrumentations[0], DefaultInstrumentation)
+                and not self.async_instrumentations):
+            self._fast = self.instrumentations[0]
+        self._exemplar = _trace_exemplar()
+
+        self.inprogress: Optional[Gauge] = None
+        if should_instrument_requests_inprogress:
+            self.inprogress = _metrics._metric(
+                Gauge, inprogress_name, "Number of HTTP requests in progress.",
+                ("method", "handler") if inprogress_labels else (), "", "", registry,
+                multiprocess_mode="livesum")
+        # The in-progress gauge needs the handler before the app runs.
+        self._match_up_front = self.inprogress is not None and (
+            inprogress_labels or bool(self.excluded_handlers) or should_ignore_untemplated)
+        self._warned = False
+        self._filtering = bool(self.excluded_handlers) or should_ignore_untemplated
+        self._status_labels: dict = {}
+        # The inline path in __call__ reads the resolver's map of known
+        # routes: only when nothing else (filters, rounding, user functions,
+        # body capture, the root path in the handler) has to see the request.
+        self._known = self._resolver.known
+        self._hot_ok = (self._fast is not None and not self._filtering and not should_round_latency_decimals
+                        and not self.body_handlers and not should_include_root_path)
+        self._exclude_streaming = self._fast is not None and self._fast.exclude_streaming
+
+    def _excluded(self, handler: str, templated: bool) -> bool:
+        if not templated and self.should_ignore_untemplated:
+            return True
+        return any(p.search(handler) for p in self.excluded_handlers)
+
+    def _status_label(self, status_code: Any) -> str:
+        label = self._status_labels.get(status_code)
+        if label is None:
+            label = str(int(status_code))
+            if self.should_group_status_codes:
+                label = label[0] + "xx"
+            if len(self._status_labels) < 1000:
+                self._status_labels[status_code] = label
+        return label
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = perf_counter()
+        root0 = scope.get("root_path") or ""
+        app0 = scope.get("app")
+        exemplar = self._exemplar() if self._exemplar is not None else None
+        inprogress = self._start_inprogress(scope, app0) if self.inprogress is not None else None
+
+        # The tap (C) notes the response's status, headers and start time as
+        # it passes each message on, without a Python frame per message.
+        body: Optional[bytearray] = None
+        if self.body_handlers:
+            body = bytearray()
+            collected = body
+
+            async def send_collecting(message: Message) -> None:
+                if message["type"] == "http.response.body":
+                    collected.extend(message.get("body", b""))
+                await send(message)
+
+            tap = SendTap(send_collecting)
+        else:
+            tap = SendTap(send)
+
+        try:
+            await self.app(scope, receive, tap)
+        finally:
+            end = perf_counter()
+            if inprogress is not None:
+                inprogress.dec()
+            try:
+                status = tap.status
+                if status is None:
+                    status = 500
+                # The common case inline: default metrics, a route matched at
+                # the top level and seen before, no filters.  One C call.
+                key = route_key(scope) if self._hot_ok else None
+                hit = self._known.get(id(key)) if key is not None else None
+                label = self._status_labels.get(status)
+                if (hit is not None and hit[0] is key and label is not None
+                        and (scope.get("root_path") or "") == root0):
+                    if self._exclude_streaming:
+                        duration = tap.started - start if tap.started else 0.0
+                    else:
+                        duration = end - start
+                    self._fast.record(hit[1], scope["method"], label, duration,  # type: ignore[union-attr]
+                                      scope.get("headers"), tap.headers, exemplar)
+                else:
+                    rest = self._record(scope, root0, app0, start, end, tap.started, status, tap.headers, body,
+                                        exemplar)
+                    if rest is not None:
+                        await rest
+            except Exception:  # recording must never break a request
+                if not self._warned:
+                    self._warned = True
+                    log.exception("fastprom: recording HTTP metrics failed (logged once)")
+
+    def _record(self, scope: Scope, root0: str, app0: Any, start: float, end: float, resp_start: float,
+                status_code: Any, resp_headers: Any, body: Optional[bytearray],
+                exemplar: Optional[dict]) -> Optional[Awaitable[None]]:
+        """Records one request; returns the awaitable of the slow path, if any."""
+        tmpl = self._resolver.template(scope, root0, app0, self.should_include_root_path)
+        handler = tmpl if tmpl is not None else scope.get("path", "")
+        if self._filtering and self._excluded(handler, tmpl is not None):
+            return None
+        if tmpl is None and self.should_group_untemplated:
+            handler = "none"
+        status = self._status_label(status_code)
+        duration = end - start
+        without_streaming = resp_start - start if resp_start else 0.0
+        if self.should_round_latency_decimals:
+            duration = round(duration, self.round_latency_decimals)
+            without_streaming = round(without_streaming, self.round_latency_decimals)
+        fast = self._fast
+        if fast is not None and (body is None or not any(p.search(handler) for p in self.body_handlers)):
+            fast.record(handler, scope["method"], status, without_streaming if fast.exclude_streaming else duration,
+                        scope.get("headers"), resp_headers, exemplar)
+            return None
+        return self._finish(scope, handler, status, status_code, duration, without_streaming, resp_headers, body,
+                            exemplar)
+
+    async def _finish(self, scope: Scope, handler: str, status: str, status_code: Any, duration: float,
+                      without_streaming: float, resp_headers: Any, body: Optional[bytearray],
+                      exemplar: Optional[dict]) -> None:
+        """The general path: Request and Response objects for user functions."""
+        from starlette.datastructures import Headers
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        collected = bytes(body) if body is not None and any(p.search(handler) for p in self.body_handlers) else b""
+        response = Response(content=collected, headers=Headers(raw=resp_headers or []), status_code=int(status_code))
+        info = Info(Request(scope), response, scope["method"], handler, status, duration, without_streaming)
+        info.exemplar = exemplar  # type: ignore[attr-defined]
+        for fn in self.instrumentations:
+            fn(info)
+        if self.async_instrumentations:
+            await asyncio.gather(*(fn(info) for fn in self.async_instrumentations))
+
+    def _start_inprogress(self, scope: Scope, app0: Any) -> Any:
+        assert self.inprogress is not None
+        if not self._match_up_front:
+            self.inprogress.inc()
+            return self.inprogress
+        tmpl = match_template(app0, scope)
+        handler = tmpl if tmpl is not None else scope.get("path", "")
+        if self._excluded(handler, tmpl is not None):
+            return None
+        if tmpl is None and self.should_group_untemplated:
+            handler = "none"
+        gauge = self.inprogress.labels(scope["method"], handler) if self.inprogress_labels else self.inprogress
+        gauge.inc()
+        return gauge

@@ -1,0 +1,11 @@
+"""The metric types, one module each, with prometheus_client's names and
+behaviour.  Counter, Gauge, Histogram and Summary subclass C types from
+``_core``: their updates and ``labels()`` run entirely in C."""
+from .counter import Counter
+from .enum import Enum
+from .gauge import Gauge
+from .histogram import DEFAULT_BUCKETS, Histogram
+from .info import Info
+from .summary import Summary
+
+__all__ = ["Counter", "Gauge", "Histogram", "Summary", "Info", "Enum", "DEFAULT_BUCKETS"]

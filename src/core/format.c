@@ -1,0 +1,218 @@
+/* format.c: the byte buffer and float formatting, byte for byte as
+ * Prometheus' own Go code (prometheus/common expfmt) formats floats. */
+#define _GNU_SOURCE
+#include "format.h"
+
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fp_buf_init(fp_buf *b) { memset(b, 0, sizeof *b); }
+void fp_buf_free(fp_buf *b) { free(b->p); fp_buf_init(b); }
+
+int fp_buf_grow(fp_buf *b, size_t n)
+{
+    if (b->oom)
+        return 0;
+    if (b->cap - b->len >= n)
+        return 1;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = 1;
+            return 0;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return 0;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+/* Writes the decimal digits of v to dig (at least 20 bytes); returns how many. */
+static int int_digits(uint64_t v, char *dig)
+{
+    char tmp[24];
+    int k = 24;
+    do {
+        tmp[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(dig, tmp + k, (size_t)(24 - k));
+    return 24 - k;
+}
+
+void fp_buf_uint(fp_buf *b, uint64_t v)
+{
+    if (fp_buf_reserve(b, 24))
+        b->len += (size_t)int_digits(v, b->p + b->len);
+}
+
+void fp_buf_float(fp_buf *b, double v, int openmetrics)
+{
+    if (fp_buf_reserve(b, 32))
+        b->len += fp_format_float(b->p + b->len, v, openmetrics);
+}
+
+/* Lays out significant digits `dig` (no trailing zeros) with decimal
+ * exponent `exp` as Go's strconv.FormatFloat(v, 'g', -1, 64) does. */
+static size_t layout(char *out, int neg, const char *dig, int nd, int exp)
+{
+    char *p = out;
+    if (neg)
+        *p++ = '-';
+    if (exp < -4 || exp >= 6) {
+        *p++ = dig[0];
+        if (nd > 1) {
+            *p++ = '.';
+            memcpy(p, dig + 1, (size_t)(nd - 1));
+            p += nd - 1;
+        }
+        *p++ = 'e';
+        *p++ = exp < 0 ? '-' : '+';
+        int e = exp < 0 ? -exp : exp;
+        if (e >= 100) {
+            *p++ = (char)('0' + e / 100);
+            e %= 100;
+        }
+        *p++ = (char)('0' + e / 10);
+        *p++ = (char)('0' + e % 10);
+    } else if (exp < 0) {
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = 0; i < -exp - 1; i++)
+            *p++ = '0';
+        memcpy(p, dig, (size_t)nd);
+        p += nd;
+    } else {
+        for (int i = 0; i <= exp; i++)
+            *p++ = i < nd ? dig[i] : '0';
+        if (nd > exp + 1) {
+            *p++ = '.';
+            memcpy(p, dig + exp + 1, (size_t)(nd - exp - 1));
+            p += nd - exp - 1;
+        }
+    }
+    return (size_t)(p - out);
+}
+
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale;
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
+void *fp_locale_c(void)
+{
+    pthread_once(&c_locale_once, make_c_locale);
+    return c_locale ? (void *)uselocale(c_locale) : NULL;
+}
+
+void fp_locale_restore(void *token)
+{
+    if (token)
+        uselocale((locale_t)token);
+}
+
+/* A power of two has a gap below it half as wide as the gap above, so the
+ * nearest 16-digit decimal (below v) may not read back while the next one
+ * up does; Go prints that one rather than 17 digits.  tmp holds v's
+ * nearest 16 digits as d.ddddddddddddddde+XX; on success it is replaced by
+ * the next 16-digit decimal up and 1 is returned. */
+static int next_up_16(char *tmp, size_t cap, double a)
+{
+    uint64_t m = 0;
+    const char *p = tmp;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9')
+            m = m * 10 + (uint64_t)(*p - '0');
+    if (*p != 'e')
+        return 0;
+    int exp = atoi(p + 1);
+    if (++m == 10000000000000000ULL) {
+        m /= 10;
+        exp++;
+    }
+    char cand[40];
+    snprintf(cand, sizeof cand, "%d.%015llue%+03d", (int)(m / 1000000000000000ULL),
+             (unsigned long long)(m % 1000000000000000ULL), exp);
+    if (strtod(cand, NULL) != a)
+        return 0;
+    snprintf(tmp, cap, "%s", cand);
+    return 1;
+}
+
+/* Go's 'g' with shortest precision switches to exponent form when the
+ * decimal exponent is < -4 or >= 6 (eprec is forced to 6).  The shortest
+ * digit string that reads back as v is found by trying 15, 16, then 17
+ * significant digits: a correctly rounded 15-digit form, stripped of
+ * trailing zeros, is the shortest one whenever 15 digits suffice
+ * (subnormals and powers of two aside: see below and next_up_16). */
+size_t fp_format_float(char *out, double v, int openmetrics)
+{
+    size_t n;
+    if (isnan(v)) {
+        memcpy(out, "NaN", 3);
+        return 3;
+    }
+    if (isinf(v)) {
+        memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
+        return 4;
+    }
+    char dig[24];
+    int nd, exp, neg = signbit(v) && v != 0;
+    double a = fabs(v);
+    if (a < 1e15 && a == (double)(int64_t)a) {
+        /* Integers: digits straight from the integer. */
+        nd = int_digits((uint64_t)a, dig);
+        exp = nd - 1;
+        while (nd > 1 && dig[nd - 1] == '0')
+            nd--;
+    } else if (a < 1e12 && a * 1000.0 == floor(a * 1000.0) && floor(a * 1000.0) / 1000.0 == a) {
+        /* Up to three decimals (created timestamps, which are kept to the
+         * millisecond, and most bucket bounds and sums): the digits of
+         * a * 1000, which read back as a, and which no shorter decimal
+         * does, as they number at most 15. */
+        nd = int_digits((uint64_t)(a * 1000.0), dig);
+        exp = nd - 1 - 3;
+        while (nd > 1 && dig[nd - 1] == '0')
+            nd--;
+    } else {
+        char tmp[40];
+        /* snprintf and strtod follow LC_NUMERIC; pin the C locale for them. */
+        void *loc = fp_locale_c();
+        /* Subnormals carry fewer than 15 significant digits, so the
+         * shortcut does not hold there: search from one digit up. */
+        for (int prec = a < 2.2250738585072014e-308 ? 1 : 15; prec <= 17; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*e", prec - 1, a);
+            double r = strtod(tmp, NULL);
+            if (prec == 17 || r == a)
+                break;
+            int e2;
+            if (prec == 16 && r < a && frexp(a, &e2) == 0.5 && next_up_16(tmp, sizeof tmp, a))
+                break;
+        }
+        fp_locale_restore(loc);
+        /* tmp is d.ddddde[+-]XX in the C locale. */
+        nd = 0;
+        const char *p = tmp;
+        for (; *p && *p != 'e'; p++)
+            if (*p >= '0' && *p <= '9')
+                dig[nd++] = *p;
+        exp = atoi(p + 1);
+        while (nd > 1 && dig[nd - 1] == '0')
+            nd--;
+    }
+    n = layout(out, neg, dig, nd, exp);
+    if (openmetrics && !memchr(out, '.', n) && !memchr(out, 'e', n)) {
+        out[n++] = '.';
+        out[n++] = '0';
+    }
+    return n;
+}

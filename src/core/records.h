@@ -1,0 +1,205 @@
+/* records.h: the layout of a store's arena, shared by every process that
+ * maps it.  Types and constants only; no functions but layout arithmetic.
+ *
+ * One arena holds a header, the family table, the series hash table, the
+ * process table and every family, series and exemplar record.  Records
+ * refer to each other by offsets from the arena's base, never by pointers,
+ * so the same arena can be mapped at different addresses by several
+ * processes.
+ *
+ * Who writes what:
+ *   - a record is filled by its creator before it is published (a release
+ *     store or CAS of its offset); after that only its atomic cells change;
+ *   - cells are updated with relaxed atomics (no lock, no allocation);
+ *   - the arena only grows, by an atomic bump of header->top. */
+#ifndef FASTPROM_RECORDS_H
+#define FASTPROM_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomics.h"
+#include "quantile.h"
+
+#define FP_MAGIC 0x314d5250545346ULL /* "FSTPRM1" */
+/* Bumped whenever the arena layout changes: a store file written by
+ * another layout is refused at start-up. */
+#define FP_LAYOUT_VERSION 4u
+
+/* ---- limits (exported to Python by the binding) ---------------------- */
+#define FP_ALIGN 8u
+#define FP_STORE_MIN (1ull << 20)
+#define FP_STORE_MAX (1ull << 40)
+#define FP_STORE_DEFAULT (256ull << 20)
+#define FP_MAX_FAMILIES 16384u
+#define FP_MAX_PROCS 4096u
+#define FP_MAX_LABELS 4096u
+#define FP_MAX_BUCKETS (1u << 20)
+/* Exemplar label sets: at most 128 characters (OpenMetrics).  Rendered,
+ * each character costs at most 5 bytes (a one-letter name with its ="" and
+ * comma, or a 4-byte UTF-8 value character), plus the braces. */
+#define FP_EXEMPLAR_MAX_CHARS 128u
+#define FP_EXEMPLAR_TEXT 648u
+
+enum fp_type { FP_COUNTER = 1, FP_GAUGE = 2, FP_HISTOGRAM = 3, FP_SUMMARY = 4 };
+
+enum fp_status {
+    FP_OK = 0,
+    FP_ENOMEM = -1,    /* the arena is exhausted */
+    FP_EFULL = -2,     /* the series table or family table is full */
+    FP_EINVAL = -3,    /* bad argument (the binding validates first) */
+    FP_ENOTFOUND = -4,
+    FP_EMISMATCH = -5, /* a family of that name exists with another shape */
+    FP_EFILE = -6,     /* a store file could not be opened or is unusable */
+    FP_ENOHEAP = -7,   /* the process heap is exhausted (a scratch buffer) */
+};
+
+/* How a gauge combines across processes sharing a store (prometheus_client's
+ * multiprocess_mode).  Gauges with a mode keep one series per process, with
+ * a pid label; the modes differ only in how they are rendered. */
+enum fp_mpmode {
+    FP_MP_NONE = 0,
+    FP_MP_ALL, FP_MP_LIVEALL, FP_MP_SUM, FP_MP_LIVESUM, FP_MP_MAX, FP_MP_LIVEMAX,
+    FP_MP_MIN, FP_MP_LIVEMIN, FP_MP_MOSTRECENT, FP_MP_LIVEMOSTRECENT,
+    FP_MP_COUNT
+};
+
+/* prometheus_client's names of the modes, indexed by enum fp_mpmode. */
+#define FP_MP_NAMES {"", "all", "liveall", "sum", "livesum", "max", "livemax", "min", "livemin", \
+                     "mostrecent", "livemostrecent"}
+
+static inline int fp_mp_live_only(uint32_t m)
+{
+    return m == FP_MP_LIVEALL || m == FP_MP_LIVESUM || m == FP_MP_LIVEMAX || m == FP_MP_LIVEMIN ||
+           m == FP_MP_LIVEMOSTRECENT;
+}
+
+/* Series states. */
+enum { FP_LIVE = 1, FP_REMOVED = 2 };
+
+typedef uint64_t fp_off;
+
+typedef struct {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t max_families;
+    uint64_t size;          /* arena bytes */
+    uint64_t nslots;        /* series hash slots, a power of two */
+    uint64_t max_series;    /* refuse new series past this (load factor) */
+    fp_off families;        /* fp_word[max_families]: family record offsets */
+    fp_off slots;           /* fp_word[nslots]: series record offsets */
+    fp_word top;            /* bump pointer */
+    fp_word nseries;        /* series created (dedup losers excluded) */
+    fp_word32 nfamilies;
+    uint32_t max_procs;
+    uint64_t reserve;       /* arena bytes kept for overflow series */
+    uint64_t max_series_overflow;
+    fp_off procs;           /* fp_proc[max_procs] */
+    fp_word nprocs;
+    fp_word overflowed;     /* label lookups sent to an overflow series */
+    /* Bumped by every remove() and clear(), in any process: a cached
+     * series pointer taken at an older count must be re-checked before
+     * use.  On a cache line of its own, as every update path reads it. */
+    uint64_t pad_[7];
+    fp_word removals;
+    uint64_t pad2_[7];
+} fp_header;
+
+/* A process attached to the store: its pid and start time (clock ticks
+ * since boot, from /proc), so a reused pid is not taken for it. */
+typedef struct {
+    fp_word pid;
+    fp_word start;
+} fp_proc;
+
+typedef struct {
+    uint32_t type;
+    uint32_t index;
+    uint32_t nlabels;
+    uint32_t nbuckets;      /* histogram: upper bounds including +Inf */
+    uint32_t ncells;        /* 64-bit cells per series */
+    uint32_t name_len, help_len, unit_len;
+    fp_off name, help, unit; /* NUL-terminated strings */
+    fp_off labelnames;      /* fp_off[nlabels] of NUL-terminated strings */
+    fp_off buckets;         /* double[nbuckets] */
+    fp_word head, tail;     /* series list in creation order */
+    uint32_t mpmode;        /* enum fp_mpmode; used only in a shared store */
+    uint32_t nquantiles;    /* summary: quantiles reported (0: count and sum only) */
+    fp_off quantiles;       /* double[nquantiles], ascending */
+    double max_age;         /* summary: window length, seconds */
+    uint32_t age_buckets;   /* summary: epochs in the window */
+    uint32_t pad;
+    fp_word spare;          /* a series-sized block kept for the overflow
+                               series when series are large (quantiles) */
+} fp_family;
+
+typedef struct {
+    uint32_t family;
+    fp_word32 state;
+    uint64_t hash;
+    uint32_t text_len;      /* escaped label pairs: a="x",b="y"[,pid="N"] */
+    uint32_t base_len;      /* the same without the pid label */
+    uint32_t proc;          /* 1 + process table index for per-process series, else 0 */
+    uint32_t pad;
+    fp_off text;
+    fp_word next;           /* next series of the same family */
+    fp_word created;        /* double bits, seconds since the epoch */
+    fp_word exemplars;      /* fp_exemplar[] block, 0 until first exemplar */
+    fp_word cells[];
+} fp_series;
+
+/* One exemplar, written under a sequence count.  A writer that finds the
+ * slot busy drops its exemplar rather than wait. */
+typedef struct {
+    fp_word seq;            /* odd while being written; 0 = never written */
+    fp_word value;          /* double bits */
+    fp_word ts;             /* double bits */
+    fp_word len;
+    fp_word text[FP_EXEMPLAR_TEXT / 8];
+} fp_exemplar;
+
+/* Cell layout per type:
+ *   counter:   [0] integer part, [1] float part (bits)
+ *   gauge:     [0] value (bits), [1] when last written (bits; per-process gauges)
+ *   histogram: [0..nbuckets-1] per-bucket counts (not cumulative), [nbuckets] sum (bits)
+ *   summary:   [0] count, [1] sum (bits), then with quantiles the sketch
+ *              (FP_Q_CELLS(age_buckets) cells, see quantile.h)
+ * Returns the cell count, or 0 for a shape that is not allowed. */
+static inline uint32_t fp_cells_for(uint32_t type, uint32_t nbuckets, uint32_t nquantiles, uint32_t age_buckets)
+{
+    switch (type) {
+    case FP_COUNTER:
+    case FP_GAUGE: return 2;
+    case FP_HISTOGRAM: return nbuckets >= 1 && nbuckets <= FP_MAX_BUCKETS ? nbuckets + 1 : 0;
+    case FP_SUMMARY:
+        if (!nquantiles)
+            return 2;
+        if (nquantiles > FP_Q_MAX_QUANTILES || age_buckets < 1 || age_buckets > FP_Q_MAX_AGE_BUCKETS)
+            return 0;
+        return 2 + FP_Q_CELLS(age_buckets);
+    default: return 0;
+    }
+}
+
+/* The hash of a series key (family index and label text): its home slot
+ * in the series table is hash & (nslots - 1). */
+static inline uint64_t fp_series_hash(uint32_t family, const char *p, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)family * 0x9e3779b97f4a7c15ULL);
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+/* Exemplar slots per series: one per bucket for histograms, else one. */
+static inline uint32_t fp_exemplar_slots(const fp_family *f)
+{
+    return f->type == FP_HISTOGRAM ? f->nbuckets : 1;
+}
+
+#endif

@@ -1,0 +1,207 @@
+/* walk.c: the family walker (see walk.h). */
+#include "walk.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+
+int fp_point_exemplar(const fp_walk *w, const fp_point *p, uint32_t slot, char *buf, fp_exemplar_data *out)
+{
+    if (!p->se || !fp_load_acq(&p->se->exemplars))
+        return 0;
+    size_t len;
+    double value, ts;
+    if (!fp_exemplar_get(w->s, p->se, slot, buf, &len, &value, &ts))
+        return 0;
+    out->text = buf;
+    out->len = len;
+    out->value = value;
+    out->has_ts = 1;
+    out->ts = ts;
+    return 1;
+}
+
+/* ---- per-process gauges in a shared store ------------------------- */
+
+typedef struct {
+    const char *text;       /* label text without the pid label */
+    uint32_t len;
+    double value, ts;
+} mp_group;
+
+/* Walks a gauge whose series are kept per process: each with its pid label
+ * (all, liveall), or combined over processes (sum, max, min, mostrecent and
+ * their live variants: dead processes' series left out). */
+static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
+{
+    const fp_store *s = w->s;
+    const fp_family *f = w->f;
+    const fp_header *h = fp_hdr(s);
+    uint32_t mode = f->mpmode;
+    int live_only = fp_mp_live_only(mode), per_pid = mode == FP_MP_ALL || mode == FP_MP_LIVEALL;
+    uint64_t nprocs = fp_load(&h->nprocs);
+    if (nprocs > h->max_procs)
+        nprocs = h->max_procs;
+    /* Liveness per process table entry, looked up once per walk:
+     * 0 unknown, 1 alive, 2 dead. */
+    unsigned char *alive = calloc(nprocs + 2, 1);
+    size_t nseries = 0;
+    for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next))
+        nseries++;
+    size_t cap = 16;
+    while (cap < 2 * nseries)
+        cap <<= 1;
+    mp_group *groups = per_pid ? NULL : calloc(cap, sizeof *groups);
+    uint32_t *order = per_pid ? NULL : calloc(nseries + 1, sizeof *order);
+    size_t ngroups = 0;
+    int rc = 0;
+    if (!alive || (!per_pid && (!groups || !order))) {
+        rc = FP_ENOHEAP;
+        goto done;
+    }
+    /* Series added since the count above (other workers, other threads)
+     * wait for the next walk: the tables are sized for `nseries`. */
+    size_t walked = 0;
+    for (fp_off off = fp_load_acq(&f->head); off && walked < nseries;
+         off = fp_load_acq(&((fp_series *)fp_at(s, off))->next), walked++) {
+        const fp_series *se = fp_at(s, off);
+        if (!fp_series_live(se))
+            continue;
+        if (live_only && se->proc && se->proc <= nprocs) {
+            if (!alive[se->proc])
+                alive[se->proc] = fp_proc_alive(s, se->proc) ? 1 : 2;
+            if (alive[se->proc] == 2)
+                continue;
+        }
+        const char *lt = fp_at(s, se->text);
+        double v = fp_gauge_value(se);
+        if (per_pid) {
+            fp_point p = {se, lt, se->text_len, 0.0, v, 0, 0.0, NULL, NULL};
+            if ((rc = fn(ctx, w, &p)))
+                goto done;
+            continue;
+        }
+        /* Group by the label text without the pid. */
+        uint64_t hsh = 1469598103934665603ULL;
+        for (uint32_t i = 0; i < se->base_len; i++)
+            hsh = (hsh ^ (unsigned char)lt[i]) * 1099511628211ULL;
+        size_t i = hsh & (cap - 1);
+        while (groups[i].text && !(groups[i].len == se->base_len && memcmp(groups[i].text, lt, se->base_len) == 0))
+            i = (i + 1) & (cap - 1);
+        mp_group *g = &groups[i];
+        double ts = fp_gauge_written(se);
+        if (!g->text) {
+            g->text = lt;
+            g->len = se->base_len;
+            g->value = v;
+            g->ts = ts;
+            order[ngroups++] = (uint32_t)i;
+        } else if (mode == FP_MP_SUM || mode == FP_MP_LIVESUM) {
+            g->value += v;
+        } else if (mode == FP_MP_MAX || mode == FP_MP_LIVEMAX) {
+            if (v > g->value)
+                g->value = v;
+        } else if (mode == FP_MP_MIN || mode == FP_MP_LIVEMIN) {
+            if (v < g->value)
+                g->value = v;
+        } else if (ts > g->ts) { /* mostrecent */
+            g->value = v;
+            g->ts = ts;
+        }
+    }
+    for (size_t k = 0; k < ngroups; k++) {
+        const mp_group *g = &groups[order[k]];
+        fp_point p = {NULL, g->text, g->len, 0.0, g->value, 0, 0.0, NULL, NULL};
+        if ((rc = fn(ctx, w, &p)))
+            break;
+    }
+done:
+    free(alive);
+    free(groups);
+    free(order);
+    return rc;
+}
+
+int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx)
+{
+    const fp_family *f = fp_family_get(s, family);
+    if (!f)
+        return FP_EINVAL;
+    fp_walk w = {s, f, fp_family_name(s, f), NULL, NULL};
+    if (fp_family_per_process(s, f))
+        return walk_per_process(&w, fn, ctx);
+
+    /* Scratch: the le="..." (histogram) or quantile="..." (summary) label
+     * of each bucket or quantile, and a snapshot of the counts. */
+    int hist = f->type == FP_HISTOGRAM;
+    uint32_t nextra = hist ? f->nbuckets : f->type == FP_SUMMARY ? f->nquantiles : 0;
+    size_t ncounts = hist ? f->nbuckets : nextra ? FP_Q_BUCKETS : 0;
+    uint64_t *counts = NULL;
+    double qvals[FP_Q_MAX_QUANTILES];
+    if (nextra) {
+        w.extra = malloc(sizeof *w.extra * nextra);
+        w.extra_len = malloc(sizeof *w.extra_len * nextra);
+        counts = malloc(sizeof *counts * ncounts);
+        if (!w.extra || !w.extra_len || !counts) {
+            free(w.extra);
+            free(w.extra_len);
+            free(counts);
+            return FP_ENOHEAP;
+        }
+        const double *at = fp_at(s, hist ? f->buckets : f->quantiles);
+        const char *lname = hist ? "le=\"" : "quantile=\"";
+        for (uint32_t i = 0; i < nextra; i++) {
+            size_t n = strlen(lname);
+            memcpy(w.extra[i], lname, n);
+            /* le="1.0" in every format: the text format's Go writer would
+             * say le="1", but prometheus_client (whose users' queries and
+             * dashboards match on it) says "1.0", as OpenMetrics requires
+             * and Prometheus 3 normalises to.  Quantiles likewise. */
+            n += fp_format_float(w.extra[i] + n, at[i], 1);
+            w.extra[i][n++] = '"';
+            w.extra_len[i] = n;
+        }
+    }
+    fp_q_window win = fp_family_window(s, f);
+    double now = nextra && !hist ? fp_now() : 0.0;
+
+    int rc = 0;
+    for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
+        fp_series *se = fp_at(s, off);
+        if (!fp_series_live(se))
+            continue;
+        fp_point p = {se, fp_at(s, se->text), se->text_len, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL};
+        switch (f->type) {
+        case FP_COUNTER: p.value = fp_counter_value(se); break;
+        case FP_GAUGE: p.value = fp_gauge_value(se); break;
+        case FP_HISTOGRAM: {
+            /* One read of each bucket; _count is their sum, so +Inf equals it. */
+            uint64_t cum = 0;
+            for (uint32_t i = 0; i < f->nbuckets; i++) {
+                cum += fp_load(&se->cells[i]);
+                counts[i] = cum;
+            }
+            p.count = cum;
+            p.sum = fp_loadd(&se->cells[f->nbuckets]);
+            p.cumulative = counts;
+            break;
+        }
+        case FP_SUMMARY:
+            if (f->nquantiles) {
+                /* Computing the window may take this epoch's snapshot. */
+                fp_q_values(&win, fp_summary_sketch(se), now, counts, qvals);
+                p.qvalues = qvals;
+            }
+            p.count = fp_load(&se->cells[0]);
+            p.sum = fp_loadd(&se->cells[1]);
+            break;
+        }
+        if ((rc = fn(ctx, &w, &p)))
+            break;
+    }
+    free(w.extra);
+    free(w.extra_len);
+    free(counts);
+    return rc;
+}

@@ -1,0 +1,780 @@
+/* metric_type.c: the metric base types.
+ *
+ * CounterBase, GaugeBase, HistogramBase and SummaryBase are subclassed in
+ * Python, which adds registration, validation and the convenience API.
+ * Every update method is one call into C that touches only atomic cells.
+ *
+ * The children cache: a parent owns `children` (label-value tuple -> child);
+ * labels() creates entries, remove() and clear() drop them.  A child holds
+ * its series pointer, checked against the store's removal count on each
+ * update: after a remove() or clear() anywhere (another process too), a
+ * child whose series was removed looks it up again, so its counts land in
+ * a live series instead of a removed one. */
+#include "state.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "labels.h"
+
+#define OVERFLOW_VALUE "fastprom_overflow"
+
+static int Metric_traverse(MetricObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->store);
+    Py_VISIT(self->labelnames);
+    Py_VISIT(self->children);
+    Py_VISIT(self->labelvalues);
+    return 0;
+}
+
+static int Metric_clear(MetricObject *self)
+{
+    self->series = NULL;
+    self->fam = NULL;
+    self->removals_at = NULL;
+    Py_CLEAR(self->store);
+    Py_CLEAR(self->labelnames);
+    Py_CLEAR(self->children);
+    Py_CLEAR(self->labelvalues);
+    return 0;
+}
+
+static void Metric_dealloc(MetricObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Metric_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+const char *fp_metric_name(MetricObject *m)
+{
+    return m->fam ? fp_family_name(&m->store->st, m->fam) : "metric";
+}
+
+/* UTF-8 pointers and lengths of a tuple of str, on the stack for up to 8.
+ * 0 or -1; free with values_free. */
+typedef struct {
+    const char *stackp[8];
+    size_t stackl[8];
+    const char **vp;
+    size_t *vl;
+} values_buf;
+
+static int values_of(PyObject *values, values_buf *vb)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(values);
+    vb->vp = n <= 8 ? vb->stackp : PyMem_Calloc((size_t)n, sizeof *vb->vp);
+    vb->vl = n <= 8 ? vb->stackl : PyMem_Calloc((size_t)n, sizeof *vb->vl);
+    if (!vb->vp || !vb->vl) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        if (!(vb->vp[i] = fp_utf8(PyTuple_GET_ITEM(values, i), &len, "label value")))
+            return -1;
+        vb->vl[i] = (size_t)len;
+    }
+    return 0;
+}
+
+static void values_free(values_buf *vb)
+{
+    if (vb->vp && vb->vp != vb->stackp)
+        PyMem_Free(vb->vp);
+    if (vb->vl && vb->vl != vb->stackl)
+        PyMem_Free(vb->vl);
+}
+
+/* The store is full: every further new label set of this family is
+ * counted under the series whose label values are all OVERFLOW_VALUE,
+ * created from the arena's reserve.  Warns once per metric.  0 or -1. */
+static int overflow_series(MetricObject *m, fp_series **out)
+{
+    uint32_t n = m->fam->nlabels;
+    const char *stackp[8];
+    size_t stackl[8];
+    const char **vp = n <= 8 ? stackp : PyMem_Calloc(n, sizeof *vp);
+    size_t *vl = n <= 8 ? stackl : PyMem_Calloc(n, sizeof *vl);
+    int rc = -1;
+    if (!vp || !vl) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        vp[i] = OVERFLOW_VALUE;
+        vl[i] = sizeof OVERFLOW_VALUE - 1;
+    }
+    int st = fp_series_get(&m->store->st, m->family, vp, vl, 1, 1, out);
+    if (st != FP_OK) {
+        fp_raise_status(Py_TYPE(m), st, fp_metric_name(m));
+        goto done;
+    }
+    fp_add(&fp_hdr(&m->store->st)->overflowed, 1);
+    rc = 0;
+    if (!m->overflow_warned) {
+        m->overflow_warned = 1;
+        if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                             "%s: the metrics store is full; new label sets are counted under the series "
+                             "with every label = \"" OVERFLOW_VALUE "\" (raise the store size)",
+                             fp_metric_name(m)) < 0)
+            rc = -1;
+    }
+done:
+    if (vp != stackp)
+        PyMem_Free(vp);
+    if (vl != stackl)
+        PyMem_Free(vl);
+    return rc;
+}
+
+int fp_metric_series(MetricObject *m, const char *const *values, const size_t *lens, fp_series **out)
+{
+    int rc = fp_series_get(&m->store->st, m->family, values, lens, 1, 0, out);
+    if (rc == FP_OK)
+        return 0;
+    if (rc == FP_EFULL || rc == FP_ENOMEM) /* the store is full, not the heap */
+        return overflow_series(m, out);
+    fp_raise_status(Py_TYPE(m), rc, fp_metric_name(m));
+    return -1;
+}
+
+/* The series of a tuple of str label values; 0 or -1. */
+static int series_for(MetricObject *m, PyObject *values, fp_series **out)
+{
+    values_buf vb = {0};
+    int rc = values_of(values, &vb) < 0 ? -1 : fp_metric_series(m, vb.vp, vb.vl, out);
+    values_free(&vb);
+    return rc;
+}
+
+/* A cached series whose store has seen a removal since it was checked:
+ * keeps it if it is still live, else looks up (or recreates) the series of
+ * the same labels.  Returns the series, or NULL with an exception set. */
+static fp_series *recheck(MetricObject *self, uint64_t removals)
+{
+    if (fp_series_live(self->series)) {
+        self->removals = removals;
+        return self->series;
+    }
+    PyObject *values = self->labelvalues ? Py_NewRef(self->labelvalues) : PyTuple_New(0);
+    fp_series *se = NULL;
+    int rc = values ? series_for(self, values, &se) : -1;
+    Py_XDECREF(values);
+    if (rc < 0)
+        return NULL;
+    self->series = se;
+    self->removals = removals;
+    return se;
+}
+
+/* Returns the series to update, or NULL with an exception set. */
+static inline fp_series *series_of(MetricObject *self)
+{
+    if (self->series) {
+        uint64_t r = fp_load_acq(self->removals_at);
+        return r == self->removals ? self->series : recheck(self, r);
+    }
+    if (!self->store)
+        PyErr_SetString(PyExc_ValueError, "metric is not initialised");
+    else
+        PyErr_Format(PyExc_ValueError, "%s: metric has labels %R; call .labels(...) to pick a series first",
+                     fp_metric_name(self), self->labelnames);
+    return NULL;
+}
+
+/* Takes the series of an unlabelled metric (or, after a fork, this
+ * process's own series of a per-process gauge).  0 or -1. */
+static int take_own_series(MetricObject *self)
+{
+    PyObject *empty = PyTuple_New(0);
+    uint64_t removals = fp_removals(&self->store->st);
+    int rc = empty ? series_for(self, empty, &self->series) : -1;
+    Py_XDECREF(empty);
+    if (rc == 0)
+        self->removals = removals;
+    return rc;
+}
+
+/* _bind(store, family, labelnames): attaches a new metric to its family;
+ * an unlabelled one gets its single series now. */
+static PyObject *Metric_bind(MetricObject *self, PyObject *args)
+{
+    PyObject *store, *labelnames;
+    unsigned int family;
+    module_state *ms = fp_state_of_type(Py_TYPE(self));
+    if (!ms || !PyArg_ParseTuple(args, "O!IO!:_bind", ms->Store, &store, &family, &PyTuple_Type, &labelnames))
+        return NULL;
+    if (self->store) {
+        PyErr_SetString(PyExc_RuntimeError, "metric is already bound");
+        return NULL;
+    }
+    fp_family *fam = fp_family_get(&((StoreObject *)store)->st, family);
+    if (!fam || fam->nlabels != PyTuple_GET_SIZE(labelnames)) {
+        PyErr_SetString(PyExc_ValueError, "_bind: family does not match the label names");
+        return NULL;
+    }
+    /* The update methods index cells by the family's type: the object's C
+     * type must be exactly one of the four, and the family's. */
+    PyTypeObject *tp = Py_TYPE(self);
+    int kinds = PyType_IsSubtype(tp, ms->Counter) + PyType_IsSubtype(tp, ms->Gauge) +
+                PyType_IsSubtype(tp, ms->Histogram) + PyType_IsSubtype(tp, ms->Summary);
+    PyTypeObject *want = fam->type == FP_COUNTER ? ms->Counter : fam->type == FP_GAUGE ? ms->Gauge
+                       : fam->type == FP_HISTOGRAM ? ms->Histogram : ms->Summary;
+    if (kinds != 1 || !PyType_IsSubtype(tp, want)) {
+        PyErr_Format(PyExc_TypeError, "_bind: a %.100s cannot record into a family of %.100s",
+                     tp->tp_name, want->tp_name);
+        return NULL;
+    }
+    PyObject *children = PyDict_New();
+    if (!children)
+        return NULL;
+    self->store = (StoreObject *)Py_NewRef(store);
+    self->family = family;
+    self->fam = fam;
+    self->removals_at = &fp_hdr(&self->store->st)->removals;
+    self->labelnames = Py_NewRef(labelnames);
+    self->children = children;
+    if (fam->nlabels == 0 && take_own_series(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* str(o) as an exact str, so that no user __hash__, __eq__ or __del__ runs
+ * inside our dict lookups.  Returns a new reference or NULL. */
+static PyObject *exact_str(PyObject *o)
+{
+    PyObject *s = PyObject_Str(o);
+    if (s && !PyUnicode_CheckExact(s)) {
+        PyObject *t = PyUnicode_FromObject(s);
+        Py_DECREF(s);
+        s = t;
+    }
+    return s;
+}
+
+/* Normalises *args / **kwargs to a tuple of str in label-name order.
+ * Returns a new reference, or NULL. */
+static PyObject *label_values(MetricObject *self, PyObject *args, PyObject *kw)
+{
+    if (!self->store) {
+        PyErr_SetString(PyExc_ValueError, "metric is not initialised");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(self->labelnames);
+    if (n == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: metric has no labels", fp_metric_name(self));
+        return NULL;
+    }
+    if (kw && PyDict_GET_SIZE(kw)) {
+        if (PyTuple_GET_SIZE(args)) {
+            PyErr_Format(PyExc_ValueError, "%s: pass label values by position or by name, not both",
+                         fp_metric_name(self));
+            return NULL;
+        }
+        if (PyDict_GET_SIZE(kw) != n)
+            goto badnames;
+        PyObject *t = PyTuple_New(n);
+        if (!t)
+            return NULL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = PyDict_GetItemWithError(kw, PyTuple_GET_ITEM(self->labelnames, i));
+            if (!v) {
+                Py_DECREF(t);
+                if (PyErr_Occurred())
+                    return NULL;
+                goto badnames;
+            }
+            PyObject *s = exact_str(v);
+            if (!s) {
+                Py_DECREF(t);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(t, i, s);
+        }
+        return t;
+    }
+    if (PyTuple_GET_SIZE(args) != n) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd label values for %R, got %zd", fp_metric_name(self), n,
+                     self->labelnames, PyTuple_GET_SIZE(args));
+        return NULL;
+    }
+    int all_str = 1;
+    for (Py_ssize_t i = 0; i < n && all_str; i++)
+        all_str = PyUnicode_CheckExact(PyTuple_GET_ITEM(args, i));
+    if (all_str)
+        return Py_NewRef(args);
+    PyObject *t = PyTuple_New(n);
+    if (!t)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = exact_str(PyTuple_GET_ITEM(args, i));
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+badnames:
+    PyErr_Format(PyExc_ValueError, "%s: label names must be exactly %R, got %R", fp_metric_name(self),
+                 self->labelnames, kw);
+    return NULL;
+}
+
+static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
+{
+    if (!self->children) {
+        PyErr_Format(PyExc_ValueError, "%s: labels() was called on a child; call it on the parent metric",
+                     fp_metric_name(self));
+        return NULL;
+    }
+    PyObject *key = label_values(self, args, kw);
+    if (!key)
+        return NULL;
+    PyObject *child = PyDict_GetItemWithError(self->children, key);
+    if (child) {
+        Py_INCREF(child);
+        Py_DECREF(key);
+        return child;
+    }
+    fp_series *se;
+    /* The removal count is read before the lookup: a removal after it is
+     * seen at the child's first update. */
+    uint64_t removals = fp_removals(&self->store->st);
+    if (PyErr_Occurred() || series_for(self, key, &se) < 0) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyTypeObject *tp = Py_TYPE(self);
+    MetricObject *c = (MetricObject *)tp->tp_alloc(tp, 0);
+    if (!c) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    c->store = (StoreObject *)Py_NewRef(self->store);
+    c->family = self->family;
+    c->fam = self->fam;
+    c->series = se;
+    c->removals_at = self->removals_at;
+    c->removals = removals;
+    c->labelnames = Py_NewRef(self->labelnames);
+    c->labelvalues = key; /* takes the reference */
+    if (tp->tp_dictoffset) {
+        /* Children share the parent's attribute dict (name, help, ...):
+         * they read it, nothing writes it after construction. */
+        PyObject *d = PyObject_GenericGetDict((PyObject *)self, NULL);
+        int rc = d ? PyObject_GenericSetDict((PyObject *)c, d, NULL) : -1;
+        Py_XDECREF(d);
+        if (rc < 0) {
+            Py_DECREF(c);
+            return NULL;
+        }
+    }
+    if (PyDict_SetItem(self->children, key, (PyObject *)c) < 0) {
+        Py_DECREF(c);
+        return NULL;
+    }
+    return (PyObject *)c;
+}
+
+static PyObject *Metric_remove(MetricObject *self, PyObject *args)
+{
+    if (!self->children) {
+        PyErr_Format(PyExc_ValueError, "%s: remove() was called on a child; call it on the parent metric",
+                     fp_metric_name(self));
+        return NULL;
+    }
+    PyObject *key = label_values(self, args, NULL);
+    if (!key)
+        return NULL;
+    values_buf vb = {0};
+    int rc = values_of(key, &vb) < 0 ? -1 : fp_series_remove(&self->store->st, self->family, vb.vp, vb.vl);
+    values_free(&vb);
+    if (rc == FP_ENOTFOUND) {
+        rc = FP_OK; /* nothing to remove, as in prometheus_client */
+    } else if (rc != FP_OK && !PyErr_Occurred()) {
+        fp_raise_status(Py_TYPE(self), rc, fp_metric_name(self));
+        rc = -1;
+    } else if (rc != FP_OK) {
+        rc = -1;
+    }
+    if (rc == FP_OK && PyDict_DelItem(self->children, key) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_KeyError))
+            PyErr_Clear();
+        else
+            rc = -1;
+    }
+    Py_DECREF(key);
+    if (rc == -1)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Metric_clear_series(MetricObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->children || !self->store) {
+        PyErr_Format(PyExc_ValueError, "%s: clear() was called on a child; call it on the parent metric",
+                     fp_metric_name(self));
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(self->labelnames) == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: clear() needs a metric with labels", fp_metric_name(self));
+        return NULL;
+    }
+    PyDict_Clear(self->children);
+    fp_family_clear(&self->store->st, self->family);
+    Py_RETURN_NONE;
+}
+
+/* _after_fork(): in a forked child, a per-process gauge must not keep
+ * writing the parent's series: drop cached children and, unlabelled, take
+ * this process's own series. */
+static PyObject *Metric_after_fork(MetricObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->store || !self->fam || !fp_family_per_process(&self->store->st, self->fam) || !self->children)
+        Py_RETURN_NONE;
+    PyDict_Clear(self->children);
+    if (self->fam->nlabels == 0 && take_own_series(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _samples(Sample, Exemplar) -> the family's samples, as collect() shows them. */
+static PyObject *Metric_samples(MetricObject *self, PyObject *args)
+{
+    PyObject *sample_type, *exemplar_type;
+    if (!PyArg_ParseTuple(args, "OO:_samples", &sample_type, &exemplar_type))
+        return NULL;
+    if (!self->store) {
+        PyErr_SetString(PyExc_ValueError, "metric is not initialised");
+        return NULL;
+    }
+    return fp_family_samples(&self->store->st, self->family, sample_type, exemplar_type);
+}
+
+/* Reads a finite (when `finite`) double argument; 0 or -1. */
+static int amount_arg(MetricObject *self, PyObject *o, double *out, int finite, const char *what)
+{
+    *out = PyFloat_AsDouble(o);
+    if (*out == -1.0 && PyErr_Occurred())
+        return -1;
+    if (finite && !isfinite(*out)) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a finite number, got %R", fp_metric_name(self), what, o);
+        return -1;
+    }
+    return 0;
+}
+
+int fp_exemplar_text(MetricObject *m, PyObject *exemplar, char *text, size_t *len)
+{
+    if (!PyDict_Check(exemplar)) {
+        PyErr_Format(PyExc_TypeError, "%s: exemplar must be a dict of str to str", fp_metric_name(m));
+        return -1;
+    }
+    char *p = text, *end = text + FP_EXEMPLAR_TEXT;
+    Py_ssize_t chars = 0, pos = 0;
+    PyObject *k, *v;
+    *p++ = '{';
+    while (PyDict_Next(exemplar, &pos, &k, &v)) {
+        Py_ssize_t kl, vl;
+        const char *kp = fp_utf8(k, &kl, "exemplar label name");
+        const char *vp = kp ? fp_utf8(v, &vl, "exemplar label value") : NULL;
+        if (!vp)
+            return -1;
+        if (!fp_valid_label_name(kp, (size_t)kl)) {
+            PyErr_Format(PyExc_ValueError, "%s: invalid exemplar label name %R", fp_metric_name(m), k);
+            return -1;
+        }
+        chars += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
+        Py_ssize_t escaped = vl; /* the rendered value: one more byte per \\, " and newline */
+        for (Py_ssize_t i = 0; i < vl; i++)
+            escaped += vp[i] == '\\' || vp[i] == '"' || vp[i] == '\n';
+        if (chars > (Py_ssize_t)FP_EXEMPLAR_MAX_CHARS || end - p < kl + escaped + 5)
+            goto toolong;
+        if (p - text > 1)
+            *p++ = ',';
+        p += fp_label_pair(p, kp, (size_t)kl, vp, (size_t)vl);
+    }
+    *p++ = '}';
+    if (p - text > (Py_ssize_t)FP_EXEMPLAR_TEXT)
+        goto toolong;
+    *len = (size_t)(p - text);
+    return 0;
+toolong:
+    PyErr_Format(PyExc_ValueError, "%s: exemplar labels exceed %u characters (OpenMetrics limit): %R",
+                 fp_metric_name(m), FP_EXEMPLAR_MAX_CHARS, exemplar);
+    return -1;
+}
+
+/* Parses an exemplar argument into text; 1 when there is one, 0 for
+ * none, -1 for a bad one (checked before anything is counted). */
+static int exemplar_arg(MetricObject *m, PyObject *exemplar, char *text, size_t *len)
+{
+    if (!exemplar || exemplar == Py_None)
+        return 0;
+    return fp_exemplar_text(m, exemplar, text, len) < 0 ? -1 : 1;
+}
+
+/* Stores an exemplar after its count was recorded.  An exemplar is a
+ * sample of the data, never the data: when the store has no room for it,
+ * it is dropped and the count stands. */
+static void keep_exemplar(MetricObject *m, fp_series *se, uint32_t nslots, uint32_t slot, const char *text,
+                          size_t len, double value)
+{
+    (void)fp_exemplar_put(&m->store->st, se, nslots, slot, text, len, value, fp_now());
+}
+
+/* Matches fastcall keyword arguments `amount` and `exemplar`; 0 or -1. */
+static int amount_exemplar_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                                PyObject **amount, PyObject **exemplar)
+{
+    *amount = nargs > 0 ? args[0] : NULL;
+    *exemplar = nargs > 1 ? args[1] : NULL;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 2 arguments (amount, exemplar)", fname);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(k, "amount") == 0 && !*amount)
+            *amount = args[nargs + i];
+        else if (PyUnicode_CompareWithASCIIString(k, "exemplar") == 0 && !*exemplar)
+            *exemplar = args[nargs + i];
+        else {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *Counter_inc(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    fp_series *se = series_of(self);
+    if (!se)
+        return NULL;
+    PyObject *amount, *exemplar;
+    char text[FP_EXEMPLAR_TEXT];
+    size_t tlen = 0;
+    if (nargs == 0 && !kwnames) {
+        fp_counter_inc_int(se, 1);
+        Py_RETURN_NONE;
+    }
+    if (amount_exemplar_args("inc", args, nargs, kwnames, &amount, &exemplar) < 0)
+        return NULL;
+    double v = 1.0;
+    uint64_t n = 1;
+    int integral = 1;
+    if (amount && PyLong_CheckExact(amount)) {
+        int overflow;
+        long long ll = PyLong_AsLongLongAndOverflow(amount, &overflow);
+        if (ll == -1 && PyErr_Occurred())
+            return NULL;
+        integral = overflow == 0 && ll >= 0;
+        n = (uint64_t)ll;
+        v = (double)ll;
+    } else if (amount) {
+        integral = 0;
+    }
+    if (amount && !integral) {
+        if (amount_arg(self, amount, &v, 1, "increment") < 0)
+            return NULL;
+        if (v < 0) {
+            PyErr_Format(PyExc_ValueError, "%s: counters can only be incremented by non-negative amounts, got %R",
+                         fp_metric_name(self), amount);
+            return NULL;
+        }
+        integral = v == floor(v) && v < 9007199254740992.0;
+        n = (uint64_t)(integral ? v : 0);
+    }
+    int ex = exemplar_arg(self, exemplar, text, &tlen);
+    if (ex < 0)
+        return NULL;
+    if (integral)
+        fp_counter_inc_int(se, n);
+    else
+        fp_counter_inc(se, v);
+    if (ex)
+        keep_exemplar(self, se, 1, 0, text, tlen, v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gauge_update(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, double sign,
+                              const char *fname)
+{
+    fp_series *se = series_of(self);
+    if (!se)
+        return NULL;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument", fname);
+        return NULL;
+    }
+    double v = 1.0;
+    if (nargs && amount_arg(self, args[0], &v, 0, "amount") < 0)
+        return NULL;
+    fp_gauge_add(se, sign * v);
+    if (self->fam->mpmode != FP_MP_NONE)
+        fp_gauge_touch(se, fp_now());
+    Py_RETURN_NONE;
+}
+
+static PyObject *Gauge_inc(MetricObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return gauge_update(self, args, nargs, 1.0, "inc");
+}
+
+static PyObject *Gauge_dec(MetricObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return gauge_update(self, args, nargs, -1.0, "dec");
+}
+
+static PyObject *Gauge_set(MetricObject *self, PyObject *value)
+{
+    fp_series *se = series_of(self);
+    double v;
+    if (!se || amount_arg(self, value, &v, 0, "value") < 0)
+        return NULL;
+    fp_gauge_set(se, v);
+    if (self->fam->mpmode != FP_MP_NONE)
+        fp_gauge_touch(se, fp_now());
+    Py_RETURN_NONE;
+}
+
+/* The value of observe(amount, exemplar=None); 0 or -1. */
+static int observe_args(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, double *v,
+                        PyObject **exemplar)
+{
+    PyObject *amount;
+    if (nargs == 1 && !kwnames) {
+        amount = args[0];
+        *exemplar = NULL;
+    } else if (amount_exemplar_args("observe", args, nargs, kwnames, &amount, exemplar) < 0) {
+        return -1;
+    }
+    if (!amount) {
+        PyErr_SetString(PyExc_TypeError, "observe() missing required argument 'amount'");
+        return -1;
+    }
+    return amount_arg(self, amount, v, 1, "observed value");
+}
+
+static PyObject *Histogram_observe(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    fp_series *se = series_of(self);
+    double v;
+    PyObject *exemplar;
+    if (!se || observe_args(self, args, nargs, kwnames, &v, &exemplar) < 0)
+        return NULL;
+    char text[FP_EXEMPLAR_TEXT];
+    size_t tlen = 0;
+    int ex = exemplar_arg(self, exemplar, text, &tlen);
+    if (ex < 0)
+        return NULL;
+    const fp_family *f = self->fam;
+    uint32_t i = fp_bucket_index(fp_at(&self->store->st, f->buckets), f->nbuckets, v);
+    fp_histogram_observe(se, i, f->nbuckets, v);
+    if (ex)
+        keep_exemplar(self, se, f->nbuckets, i, text, tlen, v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Summary_observe(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    fp_series *se = series_of(self);
+    double v;
+    PyObject *exemplar;
+    if (!se || observe_args(self, args, nargs, kwnames, &v, &exemplar) < 0)
+        return NULL;
+    if (exemplar && exemplar != Py_None) {
+        PyErr_Format(PyExc_ValueError, "%s: summaries do not carry exemplars", fp_metric_name(self));
+        return NULL;
+    }
+    fp_summary_observe_all(&self->store->st, self->fam, se, v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Metric_get_labelvalues(MetricObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->labelvalues ? self->labelvalues : Py_None);
+}
+
+static PyObject *Metric_get_family(MetricObject *self, void *Py_UNUSED(c))
+{
+    if (!self->store)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(self->family);
+}
+
+static PyObject *Metric_get_store(MetricObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->store ? (PyObject *)self->store : Py_None);
+}
+
+static PyGetSetDef Metric_getset[] = {
+    {"_labelvalues", (getter)Metric_get_labelvalues, NULL, "Label values of a child, None on a parent.", NULL},
+    {"_family", (getter)Metric_get_family, NULL, "Index of the family in its store.", NULL},
+    {"_store", (getter)Metric_get_store, NULL, "The store the metric records into, None until bound.", NULL},
+    {NULL}};
+
+static PyMethodDef Metric_methods[] = {
+    {"_bind", (PyCFunction)Metric_bind, METH_VARARGS, "Attach to a store family (internal)."},
+    {"labels", (PyCFunction)(void (*)(void))Metric_labels, METH_VARARGS | METH_KEYWORDS,
+     "labels(*values, **labels) -> child\n\nReturns the cached child for these label values."},
+    {"remove", (PyCFunction)Metric_remove, METH_VARARGS, "remove(*values)\n\nDrops one series."},
+    {"clear", (PyCFunction)Metric_clear_series, METH_NOARGS, "clear()\n\nDrops every series."},
+    {"_samples", (PyCFunction)Metric_samples, METH_VARARGS, "The family's samples (internal)."},
+    {"_after_fork", (PyCFunction)Metric_after_fork, METH_NOARGS, "Re-keys per-process series (internal)."},
+    {NULL}};
+
+static PyMethodDef Counter_methods[] = {
+    {"inc", (PyCFunction)(void (*)(void))Counter_inc, METH_FASTCALL | METH_KEYWORDS,
+     "inc(amount=1, exemplar=None)\n\nIncrements by a non-negative finite amount."},
+    {NULL}};
+
+static PyMethodDef Gauge_methods[] = {
+    {"inc", (PyCFunction)(void (*)(void))Gauge_inc, METH_FASTCALL, "inc(amount=1)\n\nAdds amount."},
+    {"dec", (PyCFunction)(void (*)(void))Gauge_dec, METH_FASTCALL, "dec(amount=1)\n\nSubtracts amount."},
+    {"set", (PyCFunction)Gauge_set, METH_O, "set(value)\n\nSets the value."},
+    {NULL}};
+
+static PyMethodDef Histogram_methods[] = {
+    {"observe", (PyCFunction)(void (*)(void))Histogram_observe, METH_FASTCALL | METH_KEYWORDS,
+     "observe(amount, exemplar=None)\n\nRecords a finite value."},
+    {NULL}};
+
+static PyMethodDef Summary_methods[] = {
+    {"observe", (PyCFunction)(void (*)(void))Summary_observe, METH_FASTCALL | METH_KEYWORDS,
+     "observe(amount)\n\nRecords a finite value."},
+    {NULL}};
+
+static PyType_Slot Metric_slots[] = {
+    {Py_tp_dealloc, Metric_dealloc},
+    {Py_tp_traverse, Metric_traverse},
+    {Py_tp_clear, Metric_clear},
+    {Py_tp_methods, Metric_methods},
+    {Py_tp_getset, Metric_getset},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "Base of the store-backed metric types."},
+    {0, NULL}};
+
+#define METRIC_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
+PyType_Spec fp_Metric_spec = {"fastprom._core.MetricBase", sizeof(MetricObject), 0, METRIC_FLAGS, Metric_slots};
+
+#define TYPE_SPEC(var, pyname, methods)                                                         \
+    static PyType_Slot var##_slots[] = {{Py_tp_methods, methods},                               \
+                                        {Py_tp_traverse, Metric_traverse},                      \
+                                        {Py_tp_clear, Metric_clear},                            \
+                                        {Py_tp_dealloc, Metric_dealloc},                        \
+                                        {0, NULL}};                                             \
+    PyType_Spec fp_##var##_spec = {"fastprom._core." pyname, sizeof(MetricObject), 0, METRIC_FLAGS, \
+                                   var##_slots}
+
+TYPE_SPEC(Counter, "CounterBase", Counter_methods);
+TYPE_SPEC(Gauge, "GaugeBase", Gauge_methods);
+TYPE_SPEC(Histogram, "HistogramBase", Histogram_methods);
+TYPE_SPEC(Summary, "SummaryBase", Summary_methods);

@@ -1,0 +1,302 @@
+/* module.c: the fastprom._core module: multi-phase init (PEP 489), heap
+ * types, per-module state, the constants the Python layer reads, and the
+ * renderer entry point. */
+#include "state.h"
+
+#include <math.h>
+
+#include "quantile.h"
+#include "render.h"
+
+/* render(items, view) -> bytes.  items, rendered in order: a store metric
+ * (its family), a Store (every family in it: a shared store), or a family
+ * built in Python.  The store walk never calls into Python and runs with
+ * the GIL released. */
+static PyObject *core_render(PyObject *m, PyObject *args)
+{
+    PyObject *items;
+    int view;
+    if (!PyArg_ParseTuple(args, "Oi:render", &items, &view))
+        return NULL;
+    if (view != FP_VIEW_TEXT && view != FP_VIEW_OPENMETRICS) {
+        PyErr_Format(PyExc_ValueError, "render: unknown view %d", view);
+        return NULL;
+    }
+    module_state *ms = PyModule_GetState(m);
+    /* A tuple of our own: custom collectors run Python code that could
+     * change a list we were handed while we hold borrowed items. */
+    PyObject *seq = PySequence_Tuple(items);
+    if (!seq)
+        return NULL;
+    PyObject *result = NULL;
+    fp_buf b;
+    fp_buf_init(&b);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
+        PyObject *it = PyTuple_GET_ITEM(seq, i);
+        if (PyObject_TypeCheck(it, ms->Metric) && ((MetricObject *)it)->store) {
+            MetricObject *mo = (MetricObject *)it;
+            Py_BEGIN_ALLOW_THREADS
+            fp_render_family(&b, &mo->store->st, mo->family, view);
+            Py_END_ALLOW_THREADS
+        } else if (PyObject_TypeCheck(it, ms->Store)) {
+            const fp_store *s = &((StoreObject *)it)->st;
+            Py_BEGIN_ALLOW_THREADS
+            uint32_t n = fp_family_count(s);
+            for (uint32_t k = 0; k < n && !b.oom; k++)
+                fp_render_family(&b, s, k, view);
+            Py_END_ALLOW_THREADS
+        } else if (fp_render_pyfamily(&b, it, view) < 0) {
+            goto done;
+        }
+        if (b.oom) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    if (view == FP_VIEW_OPENMETRICS)
+        fp_buf_puts(&b, "# EOF\n");
+    if (b.oom)
+        PyErr_NoMemory();
+    else
+        result = PyBytes_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.len);
+done:
+    fp_buf_free(&b);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *core_freeze_clock(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    double t = 0.0;
+    if (arg != Py_None) {
+        t = PyFloat_AsDouble(arg);
+        if (t == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!isfinite(t) || t <= 0) {
+            PyErr_SetString(PyExc_ValueError, "freeze_clock() needs a positive finite time or None");
+            return NULL;
+        }
+    }
+    fp_clock_freeze(t);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_format_float(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    double v;
+    int om = 0;
+    if (!PyArg_ParseTuple(args, "d|p:format_float", &v, &om))
+        return NULL;
+    char out[32];
+    size_t n = fp_format_float(out, v, om);
+    return PyUnicode_FromStringAndSize(out, (Py_ssize_t)n);
+}
+
+/* content_length(value) -> int: a Content-Length header value (str, bytes,
+ * int or None) as the request path reads it; malformed values are 0. */
+static PyObject *core_content_length(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    if (arg == Py_None)
+        return PyLong_FromLong(0);
+    const char *p;
+    Py_ssize_t n;
+    if (PyBytes_Check(arg)) {
+        p = PyBytes_AS_STRING(arg);
+        n = PyBytes_GET_SIZE(arg);
+    } else if (PyUnicode_Check(arg)) {
+        if (!(p = PyUnicode_AsUTF8AndSize(arg, &n)))
+            return NULL;
+    } else if (PyLong_Check(arg) && !PyBool_Check(arg)) {
+        /* An int from a plain mapping: itself when it is a length. */
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(arg, &overflow);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        return PyLong_FromLongLong(!overflow && n >= 0 && n < 1000000000000000000LL ? n : 0);
+    } else {
+        PyErr_Format(PyExc_TypeError, "content_length() takes str, bytes, int or None, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    return PyLong_FromDouble(fp_content_length(p, n));
+}
+
+/* _check_stores() -> list of (store, problem) for every open store that
+ * fails the full consistency check (debug runs call it after each test). */
+static PyObject *core_check_stores(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = PyList_New(0);
+    for (StoreObject *s = fp_open_stores(); out && s; s = s->next) {
+        const char *why = fp_store_check(&s->st, 1);
+        if (!why)
+            continue;
+        /* A reference of our own first: building the row may collect garbage. */
+        PyObject *row = Py_BuildValue("(Ns)", Py_NewRef((PyObject *)s), why);
+        if (!row || PyList_Append(out, row) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(row);
+    }
+    return out;
+}
+
+static PyMethodDef core_methods[] = {
+    {"render", core_render, METH_VARARGS,
+     "render(items, view) -> bytes\n\nRenders store metrics, whole stores and Python families, in order."},
+    {"freeze_clock", core_freeze_clock, METH_O,
+     "freeze_clock(t)\n\nPins the store's clock (created and exemplar timestamps) to t; None thaws it."},
+    {"format_float", core_format_float, METH_VARARGS,
+     "format_float(v, openmetrics=False) -> str\n\nFormats a value as the exposition formats do."},
+    {"content_length", core_content_length, METH_O,
+     "content_length(value) -> int\n\nA Content-Length header value as recorded (malformed: 0)."},
+    {"_check_stores", core_check_stores, METH_NOARGS,
+     "_check_stores() -> list\n\n(store, problem) for every open store failing the consistency check."},
+    {NULL}};
+
+/* Adds a new reference (NULL: an error is set) as a module attribute and
+ * drops it (PyModule_Add of 3.13).  0 or -1. */
+static int add_new(PyObject *m, const char *name, PyObject *v)
+{
+    int rc = v ? PyModule_AddObjectRef(m, name, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec, PyObject *base)
+{
+    *slot = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, base);
+    if (!*slot)
+        return -1;
+    return PyModule_AddType(m, *slot);
+}
+
+/* The constants the Python layer validates and configures with: one copy. */
+static int add_constants(PyObject *m)
+{
+    static const char *const mp_names[] = FP_MP_NAMES;
+    PyObject *modes = PyDict_New();
+    if (!modes)
+        return -1;
+    for (int i = 1; i < FP_MP_COUNT; i++) {
+        PyObject *v = PyLong_FromLong(i);
+        int rc = v ? PyDict_SetItemString(modes, mp_names[i], v) : -1;
+        Py_XDECREF(v);
+        if (rc < 0) {
+            Py_DECREF(modes);
+            return -1;
+        }
+    }
+    if (add_new(m, "MULTIPROCESS_MODES", modes) < 0)
+        return -1;
+    struct { const char *name; long long value; } ints[] = {
+        {"COUNTER", FP_COUNTER}, {"GAUGE", FP_GAUGE}, {"HISTOGRAM", FP_HISTOGRAM}, {"SUMMARY", FP_SUMMARY},
+        {"VIEW_TEXT", FP_VIEW_TEXT}, {"VIEW_OPENMETRICS", FP_VIEW_OPENMETRICS},
+        {"EXEMPLAR_MAX_CHARS", FP_EXEMPLAR_MAX_CHARS}, {"MAX_LABELS", FP_MAX_LABELS},
+        {"MAX_BUCKETS", FP_MAX_BUCKETS - 1}, {"MAX_FAMILIES", FP_MAX_FAMILIES}, {"MAX_PROCS", FP_MAX_PROCS},
+        {"STORE_MIN_SIZE", (long long)FP_STORE_MIN}, {"STORE_MAX_SIZE", (long long)FP_STORE_MAX},
+        {"STORE_DEFAULT_SIZE", (long long)FP_STORE_DEFAULT},
+        {"QUANTILE_MAX_COUNT", FP_Q_MAX_QUANTILES}, {"QUANTILE_MAX_AGE_BUCKETS", FP_Q_MAX_AGE_BUCKETS},
+#ifdef FASTPROM_DEBUG
+        {"DEBUG", 1},
+#else
+        {"DEBUG", 0},
+#endif
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (add_new(m, ints[i].name, PyLong_FromLongLong(ints[i].value)) < 0)
+            return -1;
+    }
+    struct { const char *name; double value; } floats[] = {
+        {"QUANTILE_ERROR", FP_Q_ERROR}, {"QUANTILE_MIN_PERIOD", FP_Q_MIN_PERIOD}, {"QUANTILE_MAX_AGE", FP_Q_MAX_AGE},
+        {"QUANTILE_MIN_VALUE", FP_Q_MIN}, {"QUANTILE_MAX_VALUE", FP_Q_MAX},
+    };
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+        if (add_new(m, floats[i].name, PyFloat_FromDouble(floats[i].value)) < 0)
+            return -1;
+    return 0;
+}
+
+static int core_exec(PyObject *m)
+{
+    module_state *ms = PyModule_GetState(m);
+    if (!fp_q_selftest()) {
+        PyErr_SetString(PyExc_ImportError, "fastprom._core: the quantile sketch's size does not match its build");
+        return -1;
+    }
+    if (add_type(m, &ms->Store, &fp_Store_spec, NULL) < 0 || add_type(m, &ms->Metric, &fp_Metric_spec, NULL) < 0)
+        return -1;
+    PyObject *base = (PyObject *)ms->Metric;
+    if (add_type(m, &ms->Counter, &fp_Counter_spec, base) < 0 || add_type(m, &ms->Gauge, &fp_Gauge_spec, base) < 0 ||
+        add_type(m, &ms->Histogram, &fp_Histogram_spec, base) < 0 ||
+        add_type(m, &ms->Summary, &fp_Summary_spec, base) < 0 ||
+        add_type(m, &ms->HttpRecorder, &fp_Recorder_spec, NULL) < 0 || add_type(m, &ms->SendTap, &fp_Tap_spec, NULL) < 0)
+        return -1;
+    ms->StoreFullError = PyErr_NewExceptionWithDoc(
+        "fastprom._core.StoreFullError", "The metrics store has no room for a new series or family.",
+        PyExc_RuntimeError, NULL);
+    if (!ms->StoreFullError || PyModule_AddObjectRef(m, "StoreFullError", ms->StoreFullError) < 0)
+        return -1;
+    ms->StoreFileError = PyErr_NewExceptionWithDoc(
+        "fastprom._core.StoreFileError",
+        "The shared metrics store file cannot be used: not writable, from another version, truncated or corrupt.",
+        PyExc_RuntimeError, NULL);
+    if (!ms->StoreFileError || PyModule_AddObjectRef(m, "StoreFileError", ms->StoreFileError) < 0)
+        return -1;
+    ms->s_type = PyUnicode_InternFromString("type");
+    ms->s_status = PyUnicode_InternFromString("status");
+    ms->s_headers = PyUnicode_InternFromString("headers");
+    ms->s_start = PyUnicode_InternFromString("http.response.start");
+    if (!ms->s_type || !ms->s_status || !ms->s_headers || !ms->s_start)
+        return -1;
+    return add_constants(m);
+}
+
+static int core_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    module_state *ms = PyModule_GetState(m);
+    Py_VISIT(ms->Store);
+    Py_VISIT(ms->Metric);
+    Py_VISIT(ms->Counter);
+    Py_VISIT(ms->Gauge);
+    Py_VISIT(ms->Histogram);
+    Py_VISIT(ms->Summary);
+    Py_VISIT(ms->HttpRecorder);
+    Py_VISIT(ms->SendTap);
+    Py_VISIT(ms->StoreFullError);
+    Py_VISIT(ms->StoreFileError);
+    return 0;
+}
+
+static int core_clear(PyObject *m)
+{
+    module_state *ms = PyModule_GetState(m);
+    Py_CLEAR(ms->Store);
+    Py_CLEAR(ms->Metric);
+    Py_CLEAR(ms->Counter);
+    Py_CLEAR(ms->Gauge);
+    Py_CLEAR(ms->Histogram);
+    Py_CLEAR(ms->Summary);
+    Py_CLEAR(ms->HttpRecorder);
+    Py_CLEAR(ms->SendTap);
+    Py_CLEAR(ms->s_type);
+    Py_CLEAR(ms->s_status);
+    Py_CLEAR(ms->s_headers);
+    Py_CLEAR(ms->s_start);
+    Py_CLEAR(ms->StoreFullError);
+    Py_CLEAR(ms->StoreFileError);
+    return 0;
+}
+
+static void core_free(void *m) { core_clear((PyObject *)m); }
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+#if PY_VERSION_HEX >= 0x030D0000
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL}};
+
+struct PyModuleDef fp_core_module = {
+    PyModuleDef_HEAD_INIT, "fastprom._core", "C core of fastprom: the metrics store and the renderer.",
+    sizeof(module_state), core_methods, core_slots, core_traverse, core_clear, core_free};
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&fp_core_module); }

@@ -1,0 +1,104 @@
+/* state.h: what the binding's files share: the module state, the object
+ * layouts of Store and the metric bases, and the helpers that turn core
+ * status codes into exceptions.
+ *
+ * Error convention: a function returning PyObject * returns NULL, and one
+ * returning int returns -1, with an exception set. */
+#ifndef FASTPROM_PY_STATE_H
+#define FASTPROM_PY_STATE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "format.h"
+#include "store.h"
+#include "walk.h"
+
+#if PY_VERSION_HEX < 0x030B0000
+/* Public from 3.11; the same function was private in 3.10. */
+#define PyType_GetModuleByDef _PyType_GetModuleByDef
+#endif
+
+typedef struct {
+    PyTypeObject *Store;
+    PyTypeObject *Metric;   /* shared base, not exported for direct use */
+    PyTypeObject *Counter, *Gauge, *Histogram, *Summary;
+    PyTypeObject *HttpRecorder, *SendTap;
+    PyObject *s_type, *s_status, *s_headers, *s_start; /* interned message keys */
+    PyObject *StoreFullError;
+    PyObject *StoreFileError;
+} module_state;
+
+extern struct PyModuleDef fp_core_module;
+
+/* The module state of one of our types (a borrowed pointer), or NULL with
+ * an exception set. */
+static inline module_state *fp_state_of_type(PyTypeObject *tp)
+{
+    PyObject *m = PyType_GetModuleByDef(tp, &fp_core_module);
+    return m ? PyModule_GetState(m) : NULL;
+}
+
+typedef struct StoreObject {
+    PyObject_HEAD
+    fp_store st;
+    struct StoreObject *prev, *next; /* every open store, for the debug check */
+} StoreObject;
+
+typedef struct {
+    PyObject_HEAD
+    StoreObject *store;     /* NULL until _bind */
+    fp_family *fam;
+    fp_series *series;      /* NULL on a parent that has labels */
+    const fp_word *removals_at; /* the store's removal count (NULL until _bind) */
+    uint64_t removals;      /* its value when `series` was last checked */
+    uint32_t family;
+    PyObject *labelnames;   /* tuple of str */
+    PyObject *children;     /* parent: dict of label-value tuple -> child (owned here) */
+    PyObject *labelvalues;  /* child: tuple of str */
+    int overflow_warned;
+} MetricObject;
+
+/* ---- store_type.c ---- */
+extern PyType_Spec fp_Store_spec;
+/* Sets an exception for a negative fp_status, naming `what`; returns NULL. */
+PyObject *fp_raise_status(PyTypeObject *tp, int rc, const char *what);
+/* Every open store, for _core._check_stores(). */
+StoreObject *fp_open_stores(void);
+
+/* ---- metric_type.c ---- */
+extern PyType_Spec fp_Metric_spec, fp_Counter_spec, fp_Gauge_spec, fp_Histogram_spec, fp_Summary_spec;
+/* The metric's name, for messages. */
+const char *fp_metric_name(MetricObject *m);
+/* Finds or creates the series of these label values (UTF-8), counting a
+ * new label set under the overflow series when the store is full.
+ * 0 or -1. */
+int fp_metric_series(MetricObject *m, const char *const *values, const size_t *lens, fp_series **out);
+/* Renders an exemplar label dict into text ({a="b"}), checking it as
+ * OpenMetrics requires; 0 or -1. */
+int fp_exemplar_text(MetricObject *m, PyObject *exemplar, char *text, size_t *len);
+
+/* ---- families.c ---- */
+/* Writes a family built in Python (prometheus_client's Metric shape). */
+int fp_render_pyfamily(fp_buf *b, PyObject *metric, int view);
+/* The samples of a store family as Python sees them: a list of
+ * sample_type(name, labels, value, None, exemplar). */
+PyObject *fp_family_samples(const fp_store *s, uint32_t family, PyObject *sample_type, PyObject *exemplar_type);
+
+/* ---- asgi.c ---- */
+extern PyType_Spec fp_Recorder_spec, fp_Tap_spec;
+/* Content-Length from a header value: digits with blanks around them, at
+ * most 18 of them; anything else (it comes from the client) is 0. */
+double fp_content_length(const char *p, Py_ssize_t n);
+
+/* UTF-8 of a str, or NULL with TypeError naming `what`. */
+static inline const char *fp_utf8(PyObject *o, Py_ssize_t *len, const char *what)
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8AndSize(o, len);
+}
+
+#endif

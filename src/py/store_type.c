@@ -1,0 +1,378 @@
+/* store_type.c: the Store type: one arena, private or shared. */
+#include "state.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "render.h"
+
+/* Every open store, so that debug runs can check them all after each test.
+ * Linked and unlinked with the GIL held. */
+static StoreObject *open_stores;
+
+StoreObject *fp_open_stores(void) { return open_stores; }
+
+PyObject *fp_raise_status(PyTypeObject *tp, int rc, const char *what)
+{
+    module_state *ms = fp_state_of_type(tp);
+    if (!ms)
+        return NULL;
+    switch (rc) {
+    case FP_EFULL:
+        PyErr_Format(ms->StoreFullError,
+                     "%s: the metrics store is full; create the registry with a larger size", what);
+        break;
+    case FP_ENOMEM:
+        PyErr_Format(ms->StoreFullError,
+                     "%s: the metrics store's arena is exhausted; create the registry with a larger size", what);
+        break;
+    case FP_EMISMATCH:
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the shared metrics store already has a metric of this name with another type, "
+                     "labels, buckets or multiprocess mode (from an earlier deploy, or another version of "
+                     "the app still running): empty PROMETHEUS_MULTIPROC_DIR when no worker is running",
+                     what);
+        break;
+    case FP_EFILE:
+        PyErr_Format(ms->StoreFileError, "%s: the shared metrics store file could not be locked", what);
+        break;
+    case FP_ENOHEAP:
+        PyErr_NoMemory();
+        break;
+    default:
+        PyErr_Format(PyExc_ValueError, "%s: invalid argument", what);
+    }
+    return NULL;
+}
+
+/* Says once that this process is not in the process table (so its "live"
+ * gauges will outlive it).  0 or -1. */
+static int warn_untracked(void)
+{
+    return PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                            "the shared metrics store's process table is full (%u worker starts since the "
+                            "store file was made): this process's live gauges will not disappear when it "
+                            "exits; empty PROMETHEUS_MULTIPROC_DIR at the next deploy",
+                            FP_MAX_PROCS);
+}
+
+static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"size", "path", NULL};
+    unsigned long long size = FP_STORE_DEFAULT;
+    PyObject *path = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|KO:Store", kwlist, &size, &path))
+        return NULL;
+    if (size < FP_STORE_MIN || size > FP_STORE_MAX) {
+        PyErr_Format(PyExc_ValueError, "Store size must be between %llu and %llu bytes (1 MiB and 1 TiB), got %llu",
+                     (unsigned long long)FP_STORE_MIN, (unsigned long long)FP_STORE_MAX, size);
+        return NULL;
+    }
+    PyObject *fspath = NULL;
+    if (path != Py_None && !PyUnicode_FSConverter(path, &fspath))
+        return NULL;
+    StoreObject *self = (StoreObject *)tp->tp_alloc(tp, 0);
+    if (!self) {
+        Py_XDECREF(fspath);
+        return NULL;
+    }
+    self->st.fd = -1;
+    if (fspath) {
+        char err[1024];
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = fp_store_open_file(&self->st, PyBytes_AS_STRING(fspath), size, err, sizeof err);
+        Py_END_ALLOW_THREADS
+        Py_DECREF(fspath);
+        if (rc != FP_OK) {
+            module_state *ms = fp_state_of_type(tp);
+            if (ms)
+                PyErr_SetString(ms->StoreFileError, err);
+            Py_DECREF(self);
+            return NULL;
+        }
+    } else if (fp_store_open(&self->st, size) != FP_OK) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->next = open_stores;
+    if (open_stores)
+        open_stores->prev = self;
+    open_stores = self;
+    if (fp_shared(&self->st) && self->st.proc == 0 && warn_untracked() < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void Store_dealloc(StoreObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->st.base) {
+        if (self->prev)
+            self->prev->next = self->next;
+        else if (open_stores == self)
+            open_stores = self->next;
+        if (self->next)
+            self->next->prev = self->prev;
+    }
+    fp_store_close(&self->st);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* Reads a tuple of floats (or None) into a new PyMem array; strictly
+ * ascending and not NaN.  0 or -1. */
+static int float_tuple(PyObject *t, const char *what, double **out, Py_ssize_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (t == Py_None)
+        return 0;
+    if (!PyTuple_Check(t)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple of floats or None", what);
+        return -1;
+    }
+    *n = PyTuple_GET_SIZE(t);
+    if (!(*out = PyMem_Calloc((size_t)*n + 1, sizeof **out))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        double v = PyFloat_AsDouble(PyTuple_GET_ITEM(t, i));
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+        if (isnan(v) || (i && v <= (*out)[i - 1])) {
+            PyErr_Format(PyExc_ValueError, "%s must be sorted, distinct and not NaN", what);
+            return -1;
+        }
+        (*out)[i] = v;
+    }
+    return 0;
+}
+
+static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"type", "name", "help", "unit", "labelnames", "buckets", "mpmode",
+                             "quantiles", "max_age", "age_buckets", NULL};
+    int type, mpmode = FP_MP_NONE, age_buckets = 5;
+    double max_age = 600.0;
+    PyObject *name, *help, *unit, *labelnames, *buckets = Py_None, *quantiles = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iUUUO!|OiOdi:add_family", kwlist, &type, &name, &help, &unit,
+                                     &PyTuple_Type, &labelnames, &buckets, &mpmode, &quantiles, &max_age,
+                                     &age_buckets))
+        return NULL;
+    if (type < FP_COUNTER || type > FP_SUMMARY) {
+        PyErr_Format(PyExc_ValueError, "add_family: unknown metric type %d", type);
+        return NULL;
+    }
+    if (mpmode < FP_MP_NONE || mpmode >= FP_MP_COUNT || (mpmode != FP_MP_NONE && type != FP_GAUGE)) {
+        PyErr_Format(PyExc_ValueError, "add_family: invalid multiprocess mode %d", mpmode);
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(labelnames), nb = 0, nq = 0;
+    if (n > (Py_ssize_t)FP_MAX_LABELS) {
+        PyErr_Format(PyExc_ValueError, "add_family: at most %u label names, got %zd", FP_MAX_LABELS, n);
+        return NULL;
+    }
+    fp_family_spec sp = {.type = (uint32_t)type, .mpmode = (uint32_t)mpmode, .max_age = max_age};
+    Py_ssize_t nl, hl, ul;
+    sp.name = PyUnicode_AsUTF8AndSize(name, &nl);
+    sp.help = PyUnicode_AsUTF8AndSize(help, &hl);
+    sp.unit = PyUnicode_AsUTF8AndSize(unit, &ul);
+    if (!sp.name || !sp.help || !sp.unit)
+        return NULL;
+    sp.name_len = (size_t)nl;
+    sp.help_len = (size_t)hl;
+    sp.unit_len = (size_t)ul;
+    PyObject *result = NULL;
+    const char **lp = PyMem_Calloc((size_t)n + 1, sizeof *lp);
+    size_t *ll = PyMem_Calloc((size_t)n + 1, sizeof *ll);
+    double *bv = NULL, *qv = NULL;
+    if (!lp || !ll) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        if (!(lp[i] = fp_utf8(PyTuple_GET_ITEM(labelnames, i), &len, "label name")))
+            goto done;
+        ll[i] = (size_t)len;
+    }
+    if (float_tuple(buckets, "buckets", &bv, &nb) < 0 || float_tuple(quantiles, "quantiles", &qv, &nq) < 0)
+        goto done;
+    if (type == FP_HISTOGRAM && (nb == 0 || !isinf(bv[nb - 1]) || bv[nb - 1] < 0)) {
+        PyErr_SetString(PyExc_ValueError, "histogram buckets must end with +Inf");
+        goto done;
+    }
+    sp.labelnames = lp;
+    sp.labelname_lens = ll;
+    sp.nlabels = (uint32_t)n;
+    sp.buckets = bv;
+    sp.nbuckets = (uint32_t)nb;
+    sp.quantiles = qv;
+    sp.nquantiles = (uint32_t)nq;
+    sp.age_buckets = age_buckets > 0 ? (uint32_t)age_buckets : 0;
+    uint32_t idx;
+    int rc;
+    /* The store file's lock may be held by another process: wait for it
+     * without holding the interpreter. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = fp_family_add(&self->st, &sp, &idx);
+    Py_END_ALLOW_THREADS
+    if (rc == FP_EINVAL) {
+        char msg[512];
+        PyOS_snprintf(msg, sizeof msg,
+                      "add_family: %.200s is not a shape the store takes (a name and unit without NUL bytes, at "
+                      "most %u labels, valid label names, sorted buckets ending with +Inf, at most %u quantiles in "
+                      "[0, 1], 1 to %u age buckets of at least %g s, a window of at most %g s)",
+                      sp.name, FP_MAX_LABELS, FP_Q_MAX_QUANTILES, FP_Q_MAX_AGE_BUCKETS, FP_Q_MIN_PERIOD, FP_Q_MAX_AGE);
+        PyErr_SetString(PyExc_ValueError, msg);
+    }
+    else if (rc != FP_OK)
+        fp_raise_status(Py_TYPE(self), rc, sp.name);
+    else
+        result = PyLong_FromUnsignedLong(idx);
+done:
+    PyMem_Free(lp);
+    PyMem_Free(ll);
+    PyMem_Free(bv);
+    PyMem_Free(qv);
+    return result;
+}
+
+static PyObject *Store_stats(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    fp_header *h = fp_hdr(&self->st);
+    uint64_t top = fp_load(&h->top);
+    return Py_BuildValue("{sKsKsKsKsIsKsi}", "size", (unsigned long long)h->size, "used",
+                         (unsigned long long)(top < h->size ? top : h->size), "series",
+                         (unsigned long long)fp_load(&h->nseries), "max_series",
+                         (unsigned long long)h->max_series, "families", fp_family_count(&self->st),
+                         "overflowed", (unsigned long long)fp_load(&h->overflowed), "shared",
+                         fp_shared(&self->st));
+}
+
+/* processes() -> list of (pid, alive) for every process attached to a shared store. */
+static PyObject *Store_processes(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    fp_header *h = fp_hdr(&self->st);
+    PyObject *list = PyList_New(0);
+    if (!list || !fp_shared(&self->st))
+        return list;
+    uint64_t n = fp_load(&h->nprocs);
+    if (n > h->max_procs)
+        n = h->max_procs;
+    const fp_proc *procs = fp_at(&self->st, h->procs);
+    for (uint64_t i = 0; i < n; i++) {
+        long pid = (long)fp_load_acq(&procs[i].pid);
+        if (pid <= 0)
+            continue;
+        PyObject *row = Py_BuildValue("(lO)", pid, fp_proc_alive(&self->st, (uint32_t)i + 1) ? Py_True : Py_False);
+        if (!row || PyList_Append(list, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(row);
+    }
+    return list;
+}
+
+/* attach_process(): registers the calling process, e.g. in a forked child. */
+static PyObject *Store_attach_process(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!fp_shared(&self->st))
+        Py_RETURN_NONE;
+    int rc = fp_store_attach_process(&self->st, 1);
+    if (rc == FP_EFILE) {
+        module_state *ms = fp_state_of_type(Py_TYPE(self));
+        if (ms)
+            PyErr_Format(ms->StoreFileError, "cannot reopen the metrics store file %s after a fork: %s",
+                         self->st.path, strerror(errno));
+        return NULL;
+    }
+    if (rc == FP_EFULL && warn_untracked() < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_family_count(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(fp_family_count(&self->st));
+}
+
+/* family(index) -> (name, type, help, unit) */
+static PyObject *Store_family(StoreObject *self, PyObject *arg)
+{
+    unsigned long idx = PyLong_AsUnsignedLong(arg);
+    if (idx == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    const fp_family *f = idx < UINT32_MAX ? fp_family_get(&self->st, (uint32_t)idx) : NULL;
+    if (!f) {
+        PyErr_Format(PyExc_IndexError, "no metric family %lu in this store", idx);
+        return NULL;
+    }
+    const fp_store *s = &self->st;
+    return Py_BuildValue("(s#ss#s#)", fp_at(s, f->name), (Py_ssize_t)f->name_len, fp_type_name(f->type),
+                         fp_at(s, f->help), (Py_ssize_t)f->help_len, fp_at(s, f->unit), (Py_ssize_t)f->unit_len);
+}
+
+/* samples(index, Sample, Exemplar) -> list of samples, as collect() shows them */
+static PyObject *Store_samples(StoreObject *self, PyObject *args)
+{
+    unsigned int idx;
+    PyObject *sample_type, *exemplar_type;
+    if (!PyArg_ParseTuple(args, "IOO:samples", &idx, &sample_type, &exemplar_type))
+        return NULL;
+    if (idx >= fp_family_count(&self->st)) {
+        PyErr_Format(PyExc_IndexError, "no metric family %u in this store", idx);
+        return NULL;
+    }
+    return fp_family_samples(&self->st, idx, sample_type, exemplar_type);
+}
+
+/* check() -> None, or what the consistency check found wrong. */
+static PyObject *Store_check(StoreObject *self, PyObject *args)
+{
+    int quiescent = 1;
+    if (!PyArg_ParseTuple(args, "|p:check", &quiescent))
+        return NULL;
+    const char *why;
+    Py_BEGIN_ALLOW_THREADS
+    why = fp_store_check(&self->st, quiescent);
+    Py_END_ALLOW_THREADS
+    if (!why)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(why);
+}
+
+static PyMethodDef Store_methods[] = {
+    {"add_family", (PyCFunction)(void (*)(void))Store_add_family, METH_VARARGS | METH_KEYWORDS,
+     "add_family(type, name, help, unit, labelnames, buckets=None, mpmode=0, quantiles=None, max_age=600.0, "
+     "age_buckets=5) -> int\n\nAdds a metric family (in a shared store, finds the existing one)."},
+    {"stats", (PyCFunction)Store_stats, METH_NOARGS, "stats() -> dict\n\nArena and series usage."},
+    {"processes", (PyCFunction)Store_processes, METH_NOARGS,
+     "processes() -> list\n\n(pid, alive) of every process attached to a shared store."},
+    {"attach_process", (PyCFunction)Store_attach_process, METH_NOARGS,
+     "attach_process()\n\nRegisters the calling process (after a fork)."},
+    {"family_count", (PyCFunction)Store_family_count, METH_NOARGS, "family_count() -> int"},
+    {"family", (PyCFunction)Store_family, METH_O, "family(index) -> (name, type, help, unit)"},
+    {"samples", (PyCFunction)Store_samples, METH_VARARGS,
+     "samples(index, Sample, Exemplar) -> list\n\nA family's samples as collect() shows them."},
+    {"check", (PyCFunction)Store_check, METH_VARARGS,
+     "check(quiescent=True) -> str or None\n\nThe full consistency check; what is wrong, or None."},
+    {NULL}};
+
+static PyType_Slot Store_slots[] = {
+    {Py_tp_new, Store_new},
+    {Py_tp_dealloc, Store_dealloc},
+    {Py_tp_methods, Store_methods},
+    {Py_tp_doc, "Store(size=268435456, path=None)\n\nA lock-free metrics store in one arena of `size` bytes; "
+                "with `path`, in that file, shared by every process that opens it."},
+    {0, NULL}};
+
+PyType_Spec fp_Store_spec = {"fastprom._core.Store", sizeof(StoreObject), 0,
+                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, Store_slots};
