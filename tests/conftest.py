@@ -4,6 +4,16 @@ import shutil
 import pytest
 
 import fastprom
+from fastprom import _core
+
+
+@pytest.fixture(autouse=_core.DEBUG == 1)
+def consistent_stores():
+    """In a debug build (FASTPROM_DEBUG=1, or the sanitizer build), every
+    store still open after a test must pass the full consistency check."""
+    yield
+    problems = _core._check_stores()
+    assert not problems, f"store consistency check failed: {problems}"
 
 
 @pytest.fixture
