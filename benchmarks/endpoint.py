@@ -1,541 +1,237 @@
 #!/usr/bin/env python3
-"""Endpoint benchmark: GET /metrics of an instrumented FastAPI app, fastprom against
-prometheus-fastapi-instrumentator, in-process.
+"""Endpoint benchmark: GET /metrics of a 20-route FastAPI app, fastprom.Instrumentator against
+prometheus-fastapi-instrumentator (PFI), in-process, plain text and gzip.
 
-Run from anywhere with an interpreter that has fastprom, fastapi,
-prometheus_client and prometheus-fastapi-instrumentator installed::
-
-    python benchmarks/endpoint.py            # full run: 7 rounds of 100 calls per variant
-    python benchmarks/endpoint.py --quick    # smoke run: 3 rounds of 20 calls (rough numbers)
-    python benchmarks/endpoint.py --json out.json --chart out.png
-
-Two FastAPI apps with the same 20 routes (``/api/v1/<resource>/{rid}``, each
-answering GET and one of PUT, POST, PATCH, DELETE) are instrumented, one with
-``fastprom.Instrumentator(registry=fastprom.CollectorRegistry())``, the other
-with prometheus-fastapi-instrumentator's ``Instrumentator(registry=<fresh
-prometheus_client CollectorRegistry>)``, both ``.instrument(app)`` with the
-defaults and ``.expose(app, should_gzip=True)``.  Each app then receives the
-same fixed mix of requests (every route and method with statuses 200, 404, 422
-and 503, a request body for PUT, POST and PATCH, and a few requests to an
-unknown path), which gives ``/metrics`` a realistic content: about 500 lines
-from fastprom and 700 from prometheus-fastapi-instrumentator (which also writes
-a ``_created`` sample per counter and summary series).
-
-Then ``GET /metrics`` is timed through the ASGI interface, with no server and
-no sockets: the app is awaited with an ``http`` scope, once with the header
-``accept-encoding: gzip`` and once without; the time runs from the call until
-``send()`` receives the last ``http.response.body`` message.  Every round makes
-``--calls`` calls for each of the four variants (two apps, plain and gzip),
-the order rotated per round; the figure is the median over all calls.
-Garbage collection stays on, with a ``gc.collect()`` before each series of
-calls.  A fifth variant in the same rotation, an uninstrumented FastAPI app
-whose sync ``/metrics`` route returns fastprom's plain body prebuilt, gives the
-floor: what FastAPI itself costs for such a request.  Timings are printed,
-never asserted.
-
-Before timing, both apps must have answered every request of the mix with the
-expected status, and each ``/metrics`` (plain and gzip) must parse with
-``prometheus_client.parser``, report exactly the requests sent, and hold the
-same samples as the other app's (``_created`` aside; values compared except
-for the latency histograms).  After timing, each app must have counted every
-``/metrics`` request.  A failure is printed and makes the exit status 1.
+Both apps (routes /api/v1/<resource>/{rid}, instrumented with the defaults, expose(app, should_gzip=True))
+first get the same 243 requests.  Each GET /metrics is timed from the ASGI call to its last body message;
+every round makes --calls calls per variant (both apps plain and gzip, and a floor: a bare FastAPI route
+returning the same body prebuilt), order rotated.  Both /metrics must count every request and agree with
+each other before timing, and count every /metrics request after it (else exit status 1).
 """
 from __future__ import annotations
+
+import _common as c  # first: it keeps this directory from shadowing the standard library's http
 
 import asyncio
 import gc
 import gzip
 import statistics
 import sys
-import textwrap
 import time
 import traceback
 from collections import Counter as Tally
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-# Before the third-party imports: importing prometheus_client from this directory runs http.py as the
-# module `http` (its name shadows the standard library's), which takes this directory off sys.path.
-from _common import (add_output_options, environment, fmt_ratio, header_line, log, make_parser, print_intro,
-                     print_problem_list, pyplot, rotated, save_chart, spread, version_of, write_json)
-
-import fastapi
 import fastprom
 import prometheus_client
 import prometheus_fastapi_instrumentator as pfi
-import starlette
 from fastapi import FastAPI, HTTPException
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.responses import Response
 
 RESOURCES = ("users", "orders", "items", "products", "carts", "invoices", "payments", "shipments", "reviews",
              "categories", "coupons", "sessions", "tokens", "files", "reports", "alerts", "teams", "projects",
              "tasks", "comments")
-SECOND_METHODS = ("PUT", "POST", "PATCH", "DELETE")
-#: path parameter -> expected status: 200, HTTPException(404), HTTPException(503), validation error 422
-MIX = (("1", 200), ("2", 200), ("3", 200), ("10", 404), ("13", 503), ("abc", 422))
+ROUTES = [(f"/api/v1/{res}/{{rid}}", ("GET", ("PUT", "POST", "PATCH", "DELETE")[k % 4]))
+          for k, res in enumerate(RESOURCES)]
+MIX = (("1", 200), ("2", 200), ("3", 200), ("10", 404), ("13", 503), ("abc", 422))  # path parameter, status
 UNKNOWN_PATHS = ("/nope", "/api/v2/users/1", "/favicon.ico")
 BODY = b'{"name":"widget","qty":3}'
-REQUEST_MESSAGE = {"type": "http.request", "body": b"", "more_body": False}
-SKIP_VALUE_CHECK = ("http_request_duration_seconds", "http_request_duration_highr_seconds")
+NO_VALUE_CHECK = ("http_request_duration_seconds", "http_request_duration_highr_seconds")
+HEADERS = {"plain": [], "gzip": [(b"accept-encoding", b"gzip")]}
 
 
-# --------------------------------------------------------------------------- the apps
+def endpoint_for(res: str) -> Any:
+    async def endpoint(rid: int) -> Dict[str, Any]:
+        if rid % 10 == 0:
+            raise HTTPException(status_code=404, detail="not found")
+        if rid == 13:
+            raise HTTPException(status_code=503, detail="unavailable")
+        return {"id": rid, "resource": res, "name": "widget"}
+    return endpoint
 
-def route_table() -> List[Tuple[str, str, Tuple[str, str]]]:
-    """(resource, path template, (method, method)) for the 20 routes."""
-    return [(res, f"/api/v1/{res}/{{rid}}", ("GET", SECOND_METHODS[k % len(SECOND_METHODS)]))
-            for k, res in enumerate(RESOURCES)]
 
-
-def make_app() -> FastAPI:
+def make_app(instrumentator: Any) -> FastAPI:
     app = FastAPI()
-    for res, path, methods in route_table():
-        def handler(rid: int, _res: str = res) -> Dict[str, Any]:
-            if rid % 10 == 0:
-                raise HTTPException(status_code=404, detail="not found")
-            if rid == 13:
-                raise HTTPException(status_code=503, detail="unavailable")
-            return {"id": rid, "resource": _res, "name": "widget"}
-
-        async def endpoint(rid: int) -> Dict[str, Any]:
-            return handler(rid)
-
-        app.add_api_route(path, endpoint, methods=list(methods), name=f"{res}_item")
+    for path, methods in ROUTES:
+        app.add_api_route(path, endpoint_for(path.split("/")[3]), methods=list(methods),
+                          name=f"{path.split('/')[3]}_item")
+    instrumentator.instrument(app).expose(app, should_gzip=True)
     return app
 
 
-def build_fastprom() -> FastAPI:
-    app = make_app()
-    fastprom.Instrumentator(registry=fastprom.CollectorRegistry()).instrument(app).expose(app, should_gzip=True)
-    return app
-
-
-def build_pfi() -> FastAPI:
-    app = make_app()
-    pfi.Instrumentator(registry=prometheus_client.CollectorRegistry()).instrument(app).expose(
-        app, should_gzip=True)
-    return app
-
-
-# --------------------------------------------------------------------------- driving
-
-def make_scope(app: Any, method: str, path: str, headers: List[Tuple[bytes, bytes]]) -> Dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("ascii"),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"x")] + headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("x", 80),
-        "app": app,
-    }
-
-
-class Captured:
-    """A ``send()`` that keeps the response and the time of its last body message."""
-
-    def __init__(self, keep_body: bool = True) -> None:
-        self.keep_body = keep_body
-        self.status: Optional[int] = None
-        self.headers: Dict[bytes, bytes] = {}
-        self.body = bytearray()
-        self.done_ns = 0
-
-    async def __call__(self, message: Dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "http.response.body":
-            if self.keep_body:
-                self.body += message.get("body", b"")
-            if not message.get("more_body", False):
-                self.done_ns = time.perf_counter_ns()
-        elif kind == "http.response.start":
-            self.status = message["status"]
-            if self.keep_body:
-                self.headers = {k.lower(): v for k, v in message.get("headers", [])}
-
-
-async def request(app: Any, method: str, path: str, body: bytes = b"",
-                  headers: Optional[List[Tuple[bytes, bytes]]] = None) -> Captured:
-    hdrs = list(headers or [])
-    if body:
-        hdrs += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    msg = {"type": "http.request", "body": body, "more_body": False}
-
-    async def receive() -> Dict[str, Any]:
-        return msg
-
-    out = Captured()
-    await app(make_scope(app, method, path, hdrs), receive, out)
-    return out
-
-
-async def receive_empty() -> Dict[str, Any]:
-    return REQUEST_MESSAGE
-
-
-def status_group(status: int) -> str:
-    return f"{status // 100}xx"
-
-
-@dataclass
-class App:
-    key: str
-    title: str
-    build: Callable[[], FastAPI]
-    app: Any = None
-    scrapes: int = 0  # GET /metrics made so far
-    statuses: List[Tuple[str, str, int]] = field(default_factory=list)
-
-
-@dataclass
-class Variant:
-    key: str
-    title: str
-    owner: App
-    gzip: bool
-    scope: Dict[str, Any] = field(default_factory=dict)
-    samples_ms: List[float] = field(default_factory=list)
-    round_medians_ms: List[float] = field(default_factory=list)
-    body_bytes: int = 0
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples_ms)
-
-
-async def send_mix(a: App) -> Tally:
-    """Sends the fixed mix; returns the expected http_requests_total per (handler, method, status group)."""
+async def send_mix(title: str, app: Any) -> Tally:
+    """The fixed mix; the expected http_requests_total per (handler, method, status group)."""
     expected: Tally = Tally()
-    for res, path, methods in route_table():
-        for method in methods:
-            for rid, status in MIX:
-                body = BODY if method in ("PUT", "POST", "PATCH") else b""
-                got = await request(a.app, method, path.replace("{rid}", rid), body)
-                a.statuses.append((method, path.replace("{rid}", rid), got.status or 0))
-                if got.status != status:
-                    raise AssertionError(f"{a.title}: {method} {path.replace('{rid}', rid)} answered "
-                                         f"{got.status}, expected {status}: {bytes(got.body)[:200]!r}")
-                expected[(path, method, status_group(status))] += 1
-    for path in UNKNOWN_PATHS:
-        got = await request(a.app, "GET", path)
-        if got.status != 404:
-            raise AssertionError(f"{a.title}: GET {path} answered {got.status}, expected 404")
-        expected[("none", "GET", "4xx")] += 1
+    requests = [(p, m, p.replace("{rid}", rid), s) for p, ms in ROUTES for m in ms for rid, s in MIX]
+    for handler, method, path, status in requests + [("none", "GET", p, 404) for p in UNKNOWN_PATHS]:
+        got = await c.asgi_call(app, path, method, BODY if method in ("PUT", "POST", "PATCH") else b"")
+        if got.status != status:
+            raise AssertionError(f"{title}: {method} {path} answered {got.status}, expected {status}: "
+                                 f"{bytes(got.body)[:200]!r}")
+        expected[(handler, method, f"{status // 100}xx")] += 1
     return expected
 
 
-def parse(text: str) -> Tuple[Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float], int]:
-    """Samples other than ``_created`` by (name, labels); also the number of ``_created`` samples."""
-    samples: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float] = {}
-    created = 0
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name.endswith("_created"):
-                created += 1
-                continue
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples, created
-
-
-async def scrape(a: App, use_gzip: bool) -> Tuple[Captured, str]:
-    headers = [(b"accept-encoding", b"gzip")] if use_gzip else []
-    got = await request(a.app, "GET", "/metrics", headers=headers)
-    a.scrapes += 1
-    if got.status != 200:
-        raise AssertionError(f"{a.title}: GET /metrics ({'gzip' if use_gzip else 'plain'}) answered "
-                             f"{got.status}: {bytes(got.body)[:300]!r}")
+async def scrape(a: Dict[str, Any], use_gzip: bool) -> Dict[str, Any]:
+    """One GET /metrics, checked: its samples, plain text and sizes."""
+    kind = "gzip" if use_gzip else "plain"
+    got = await c.asgi_call(a["app"], "/metrics", headers=HEADERS[kind])
+    a["scrapes"] += 1
     encoding = got.headers.get(b"content-encoding", b"").decode()
-    if use_gzip and encoding != "gzip":
-        raise AssertionError(f"{a.title}: GET /metrics with accept-encoding: gzip answered with "
-                             f"content-encoding {encoding!r}, expected 'gzip'")
-    if not use_gzip and encoding:
-        raise AssertionError(f"{a.title}: GET /metrics without accept-encoding answered with "
-                             f"content-encoding {encoding!r}")
     ctype = got.headers.get(b"content-type", b"").decode()
-    if not ctype.startswith("text/plain"):
-        raise AssertionError(f"{a.title}: GET /metrics answered with content-type {ctype!r}, expected text/plain")
-    body = gzip.decompress(bytes(got.body)) if use_gzip else bytes(got.body)
-    return got, body.decode("utf-8")
-
-
-def requests_total(samples: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]) -> Tally:
-    out: Tally = Tally()
-    for (name, labels), value in samples.items():
+    if got.status != 200 or encoding != ("gzip" if use_gzip else "") or not ctype.startswith("text/plain"):
+        raise AssertionError(f"{a['title']}: GET /metrics ({kind}) answered {got.status}, content-encoding "
+                             f"{encoding!r}, content-type {ctype!r}: {bytes(got.body)[:200]!r}")
+    text = (gzip.decompress(bytes(got.body)) if use_gzip else bytes(got.body)).decode()
+    found, created = c.samples(text)
+    totals: Tally = Tally()
+    for (name, labels), value in found.items():
         if name == "http_requests_total":
             d = dict(labels)
-            out[(d.get("handler"), d.get("method"), d.get("status"))] += int(value)
-    return out
+            totals[(d.get("handler"), d.get("method"), d.get("status"))] += int(value)
+    return {"samples": found, "totals": totals, "created": created, "text": text, "bytes": len(got.body)}
 
 
-async def check_apps(apps: List[App], expected: Tally, info: Dict[str, Any]) -> List[str]:
-    """Both /metrics bodies, plain and gzip, against the mix and against each other."""
-    problems: List[str] = []
-    plain: Dict[str, Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]] = {}
-    for a in apps:
-        # a first scrape, so that the /metrics handler's own series exist in both checked bodies
-        await scrape(a, False)
+async def prepare(b: c.Bench, apps: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Sends the mix to both apps and checks both /metrics, plain and gzip; what the bodies hold."""
+    info: Dict[str, Any] = {}
+    expected = None
+    for key, a in apps.items():
+        c.log(f"  {a['title']}: sending the request mix ...")
+        exp = await send_mix(a["title"], a["app"])
+        if expected is not None and exp != expected:
+            b.problem("the two apps answered the request mix differently")
+        expected = exp
+        await scrape(a, False)  # so that the /metrics handler's own series exist in both checked bodies
         for use_gzip in (False, True):
-            scrapes_before = a.scrapes
-            got, text = await scrape(a, use_gzip)
-            try:
-                samples, created = parse(text)
-            except Exception as e:
-                problems.append(f"{a.title}: /metrics ({'gzip' if use_gzip else 'plain'}) does not parse: {e!r}; "
-                                f"it begins {text[:300]!r}")
-                continue
-            totals = requests_total(samples)
             want = Tally(expected)
-            if scrapes_before:
-                want[("/metrics", "GET", "2xx")] = scrapes_before
-            if totals != want:
-                diff = sorted(set(totals.items()) ^ set(want.items()), key=str)[:8]
-                problems.append(f"{a.title}: http_requests_total ({'gzip' if use_gzip else 'plain'}) does not "
-                                f"match the requests sent; differing (handler, method, status) counts: {diff}")
+            want[("/metrics", "GET", "2xx")] = a["scrapes"]
+            s = await scrape(a, use_gzip)
+            if s["totals"] != want:
+                b.problem(f"{a['title']}: http_requests_total ({'gzip' if use_gzip else 'plain'}) does not match the "
+                          f"requests sent: {sorted(set(s['totals'].items()) ^ set(want.items()), key=str)[:8]}")
             if use_gzip:
-                if set(samples) != set(plain[a.key]):
-                    problems.append(f"{a.title}: the gzip body holds other series than the plain one")
-                info[a.key]["gzip_bytes"] = len(got.body)
+                info[key]["gzip_bytes"] = s["bytes"]
+                if set(s["samples"]) != set(info[key]["samples"]):
+                    b.problem(f"{a['title']}: the gzip body holds other series than the plain one")
             else:
-                plain[a.key] = samples
-                info[a.key].update(plain_bytes=len(got.body), plain_body=bytes(got.body), lines=text.count("\n"),
-                                   sample_lines=sum(1 for ln in text.splitlines() if ln and not ln.startswith("#")),
-                                   created_samples=created)
-    if len(plain) == 2:
-        fp, pc = plain["fastprom"], plain["pfi"]
-        only_fp, only_pc = sorted(set(fp) - set(pc)), sorted(set(pc) - set(fp))
-        if only_fp or only_pc:
-            problems.append(f"the two apps expose different series (_created aside): {len(only_fp)} only in "
-                            f"fastprom (first: {only_fp[:3]}), {len(only_pc)} only in "
-                            f"prometheus-fastapi-instrumentator (first: {only_pc[:3]})")
-        # Each app's plain body was scraped after the same requests (the mix and one scrape), so every
-        # count and size must agree; latencies cannot, nor the response sizes of /metrics itself (the two
-        # bodies differ).
-        wrong = [(k, fp[k], pc[k]) for k in sorted(set(fp) & set(pc))
-                 if not k[0].startswith(SKIP_VALUE_CHECK) and fp[k] != pc[k]
-                 and not (k[0].startswith("http_response_size_bytes") and ("handler", "/metrics") in k[1])]
-        if wrong:
-            problems.append(f"the two apps disagree on {len(wrong)} sample value(s) (latency histograms and "
-                            f"/metrics response sizes aside); first (sample, fastprom, "
-                            f"prometheus-fastapi-instrumentator): {wrong[:4]}")
-    return problems
+                info[key] = {"samples": s["samples"], "plain_bytes": s["bytes"], "body": s["text"].encode(),
+                             "lines": s["text"].count("\n"), "created_samples": s["created"],
+                             "sample_lines": sum(1 for ln in s["text"].splitlines() if ln and ln[0] != "#")}
+    fp, pc = info["fastprom"].pop("samples"), info["pfi"].pop("samples")
+    if set(fp) != set(pc):
+        b.problem(f"the two apps expose different series (_created aside): only in fastprom "
+                  f"{sorted(set(fp) - set(pc))[:3]}, only in PFI {sorted(set(pc) - set(fp))[:3]}")
+    # Both bodies were scraped after the same requests: every count and size must agree, except the latencies
+    # and the response sizes of /metrics itself (the two bodies differ).
+    wrong = [(k, fp[k], pc[k]) for k in sorted(set(fp) & set(pc)) if fp[k] != pc[k] and not k[0].startswith(
+        NO_VALUE_CHECK) and not (k[0].startswith("http_response_size_bytes") and ("handler", "/metrics") in k[1])]
+    if wrong:
+        b.problem(f"the two apps disagree on {len(wrong)} sample value(s); first (sample, fastprom, PFI): {wrong[:4]}")
+    info["requests_in_mix"] = sum(expected.values()) if expected else 0
+    return info
 
 
-async def check_after(a: App) -> List[str]:
-    """Every /metrics request made so far must be counted."""
-    before = a.scrapes
-    _, text = await scrape(a, False)
-    samples, _ = parse(text)
-    got = requests_total(samples).get(("/metrics", "GET", "2xx"), 0)
-    if got != before:
-        return [f"{a.title} (after timing): http_requests_total{{handler=\"/metrics\"}} is {got:g}, "
-                f"but {before} GET /metrics requests were made before this one"]
-    return []
-
-
-async def timed_call(app: Any, scope: Dict[str, Any]) -> Tuple[float, Optional[int]]:
-    out = Captured(keep_body=False)
+async def timed_call(app: Any, scope: Dict[str, Any]) -> tuple:
+    out = c.Captured(keep=False)
     t0 = time.perf_counter_ns()
-    await app(scope.copy(), receive_empty, out)
+    await app(scope.copy(), c.receive_empty, out)
     return (out.done_ns - t0) / 1e6, out.status
 
 
-async def run(rounds: int, calls: int, log: Callable[[str], None]) -> Tuple[List[Variant], Dict[str, Any],
-                                                                              List[str]]:
-    apps = [App("fastprom", "fastprom.Instrumentator", build_fastprom),
-            App("pfi", "prometheus-fastapi-instrumentator", build_pfi)]
-    info: Dict[str, Any] = {a.key: {} for a in apps}
-    problems: List[str] = []
-    expected: Optional[Tally] = None
+async def run(b: c.Bench, rounds: int, calls: int) -> Dict[str, Any]:
+    apps = {"fastprom": {"title": "fastprom.Instrumentator", "scrapes": 0,
+                         "app": make_app(fastprom.Instrumentator(registry=fastprom.CollectorRegistry()))},
+            "pfi": {"title": "prometheus-fastapi-instrumentator", "scrapes": 0,
+                    "app": make_app(pfi.Instrumentator(registry=prometheus_client.CollectorRegistry()))}}
     try:
-        for a in apps:
-            log(f"  building {a.title} and sending the request mix ...")
-            a.app = a.build()
-            exp = await send_mix(a)
-            if expected is not None and exp != expected:
-                problems.append("the two apps answered the request mix differently")
-            expected = exp
-        assert expected is not None
-        info["requests_in_mix"] = sum(expected.values())
-        log("  checking /metrics ...")
-        problems += await check_apps(apps, expected, info)
+        info = await prepare(b, apps)
     except Exception:
-        problems.append(f"exception while building, loading or checking the apps:\n{traceback.format_exc()}")
-    if problems:
-        return [], info, problems
+        b.problem(f"exception while loading or checking the apps:\n{traceback.format_exc()}")
+    if b.problems:
+        return {}
+    body = info["fastprom"].pop("body")
+    info["pfi"].pop("body")
+    floor_app = FastAPI()
 
-    variants: List[Variant] = []
-    for a in apps:
-        for use_gzip in (False, True):
-            v = Variant(f"{a.key}_{'gzip' if use_gzip else 'plain'}",
-                        f"{a.title}, {'gzip' if use_gzip else 'plain text'}", a, use_gzip)
-            v.scope = make_scope(a.app, "GET", "/metrics", [(b"accept-encoding", b"gzip")] if use_gzip else [])
-            variants.append(v)
-    # Floor: an uninstrumented FastAPI app whose sync /metrics route returns fastprom's plain body, prebuilt.
-    floor_app = App("floor", "floor: bare FastAPI, sync route returning a prebuilt body", lambda: FastAPI())
-    floor_app.app = FastAPI()
-    prebuilt = info["fastprom"]["plain_body"]
-
-    def static_metrics() -> Response:
-        return Response(content=prebuilt, media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    floor_app.app.get("/metrics")(static_metrics)
-    floor = Variant("floor", floor_app.title, floor_app, False)
-    floor.scope = make_scope(floor_app.app, "GET", "/metrics", [])
-    variants.append(floor)
-    # warm-up: a few calls each, not timed
-    for v in variants:
-        for _ in range(3):
-            _, status = await timed_call(v.owner.app, v.scope)
-            v.owner.scrapes += 1
-    for r in range(rounds):
-        order = rotated(variants, r)
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(v.key for v in order))
-        for v in order:
+    @floor_app.get("/metrics")
+    def static_metrics() -> Response:  # a sync route, as both instrumentators' /metrics
+        return Response(content=body, media_type="text/plain; version=0.0.4; charset=utf-8")
+    apps["floor"] = {"title": "floor: bare FastAPI, sync route returning a prebuilt body", "app": floor_app,
+                     "scrapes": 0}
+    variants = {f"{k}_{kind}": {"app": k, "title": f"{apps[k]['title']}, {kind}", "ms": [], "round_medians": [],
+                                "scope": c.asgi_scope(apps[k]["app"], "/metrics", headers=HEADERS[kind])}
+                for k in ("fastprom", "pfi") for kind in ("plain", "gzip")}
+    variants["floor"] = {"app": "floor", "title": apps["floor"]["title"], "ms": [], "round_medians": [],
+                         "scope": c.asgi_scope(floor_app, "/metrics")}
+    for r in range(-1, rounds):  # round -1: 3 warm-up calls each, not timed
+        order = c.rotated(list(variants), max(r, 0))
+        c.log(f"  round {r + 1}/{rounds}: " + ", ".join(order))
+        for key in order:
+            v, a = variants[key], apps[variants[key]["app"]]
             gc.collect()
-            this_round: List[float] = []
-            for _ in range(calls):
-                ms, status = await timed_call(v.owner.app, v.scope)
-                v.owner.scrapes += 1
+            this = []
+            for _ in range(3 if r < 0 else calls):
+                ms, status = await timed_call(a["app"], v["scope"])
+                a["scrapes"] += 1
                 if status != 200:
-                    problems.append(f"{v.title}: GET /metrics answered {status} during timing")
-                    return variants, info, problems
-                this_round.append(ms)
-            v.samples_ms += this_round
-            v.round_medians_ms.append(statistics.median(this_round))
-    for a in apps:
-        problems += await check_after(a)
-    for v in variants:
-        v.body_bytes = len(prebuilt) if v is floor else info[v.owner.key]["gzip_bytes" if v.gzip else "plain_bytes"]
-    for a in apps:
-        del info[a.key]["plain_body"]
-    return variants, info, problems
+                    b.problem(f"{v['title']}: GET /metrics answered {status} during timing")
+                    return {}
+                this.append(ms)
+            if r >= 0:
+                v["ms"] += this
+                v["round_medians"].append(statistics.median(this))
+    for a in (apps["fastprom"], apps["pfi"]):
+        before = a["scrapes"]
+        got = (await scrape(a, False))["totals"].get(("/metrics", "GET", "2xx"), 0)
+        if got != before:
+            b.problem(f"{a['title']} (after timing): http_requests_total{{handler=\"/metrics\"}} is {got}, but "
+                      f"{before} GET /metrics requests were made before this one")
+    for key, v in variants.items():
+        v["ms"] = c.spread(v["ms"])
+        v["body_bytes"] = len(body) if key == "floor" else info[v["app"]][f"{key.split('_')[-1]}_bytes"]
+        del v["scope"]
+    return {"bodies": info, "variants": variants}
 
-
-# --------------------------------------------------------------------------- output
-
-def fmt_ms(ms: float) -> str:
-    return f"{ms:,.3f}" if ms < 10 else f"{ms:,.1f}"
-
-
-def markdown(variants: List[Variant]) -> str:
-    by = {v.key: v for v in variants}
-    lines = ["| GET /metrics | fastprom ms | prometheus-fastapi-instrumentator ms | ratio | "
-             "body bytes: fastprom / PFI |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for kind, title in (("plain", "plain text (no accept-encoding)"), ("gzip", "gzip (accept-encoding: gzip)")):
-        fp, pc = by[f"fastprom_{kind}"], by[f"pfi_{kind}"]
-        lines.append(f"| {title} | {fmt_ms(fp.median)} | {fmt_ms(pc.median)} | {fmt_ratio(pc.median / fp.median)} | "
-                     f"{fp.body_bytes:,} / {pc.body_bytes:,} |")
-    return "\n".join(lines)
-
-
-def write_chart(path: str, variants: List[Variant], header: str) -> None:
-    plt = pyplot(path)
-    if plt is None:
-        return
-    by = {v.key: v for v in variants}
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    w = 0.38
-    kinds = ("plain", "gzip")
-    fp = [by[f"fastprom_{k}"].median for k in kinds]
-    pc = [by[f"pfi_{k}"].median for k in kinds]
-    xs = list(range(len(kinds)))
-    ax.bar([x - w / 2 for x in xs], fp, width=w, label="fastprom.Instrumentator", color="#1f77b4")
-    ax.bar([x + w / 2 for x in xs], pc, width=w, label="prometheus-fastapi-instrumentator", color="#ff7f0e")
-    for x, a, b in zip(xs, fp, pc):
-        ax.text(x, max(a, b) * 1.02, fmt_ratio(b / a), ha="center", fontsize=8)
-    ax.set_xticks(xs)
-    ax.set_xticklabels(["GET /metrics, plain text", "GET /metrics, gzip"])
-    ax.set_ylabel("ms per request (median; lower is better)")
-    ax.set_title(textwrap.fill(header, 120), fontsize=7)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    save_chart(plt, fig, path)
-
-
-# --------------------------------------------------------------------------- main
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = make_parser(__doc__)
-    ap.add_argument("--quick", action="store_true", help="smoke run: 3 rounds of 20 calls (numbers are rough)")
-    ap.add_argument("--rounds", type=int, help="rounds (default 7, 3 with --quick)")
-    ap.add_argument("--calls", type=int, help="calls per variant per round (default 100, 20 with --quick)")
-    add_output_options(ap, chart_help="write a PNG bar chart (needs matplotlib)",
-                       json_help="write every call's time to this JSON file")
-    args = ap.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 7)
-    calls = args.calls or (20 if args.quick else 100)
-    if rounds < 1 or calls < 1:
-        ap.error("--rounds and --calls must be >= 1")
-
-    env = environment({
-        "fastapi": version_of("fastapi", fastapi),
-        "starlette": version_of("starlette", starlette),
-        "prometheus_client": version_of("prometheus_client", prometheus_client),
-        "prometheus_fastapi_instrumentator": version_of("prometheus-fastapi-instrumentator", pfi),
-        "fastprom": version_of("fastprom", fastprom),
-    })
-    header = header_line(env, f"fastapi {env['fastapi']}", f"starlette {env['starlette']}",
-                         f"prometheus_client {env['prometheus_client']}",
-                         f"prometheus-fastapi-instrumentator {env['prometheus_fastapi_instrumentator']}",
-                         f"fastprom {env['fastprom']}")
-    print_intro(header, f"in-process ASGI GET /metrics of a FastAPI app with {len(RESOURCES)} routes, "
-                f"expose(should_gzip=True); median of {rounds} rounds x {calls} calls per variant, order rotated "
-                f"each round" + (" [--quick: rough numbers]" if args.quick else ""))
-
-    try:
-        variants, info, problems = asyncio.run(run(rounds, calls, log))
-    except Exception:
-        tb = traceback.format_exc()
-        print(f"ERROR: the benchmark failed:\n{tb}", file=sys.stderr)
-        print("ERROR: the benchmark failed (traceback on stderr): " + tb.strip().splitlines()[-1])
-        return 1
-    if problems and not variants:
-        print("ERROR: the apps do not work as expected; nothing was timed:")
-        print_problem_list(problems)
-        return 1
-
-    print(markdown(variants))
-    print()
-    print("ratio: prometheus-fastapi-instrumentator median / fastprom median (above 1: fastprom is faster); "
-          "time from the ASGI call to the last body message, middleware included (both apps also record the "
-          "/metrics request itself).")
+    b = c.Bench(__doc__)
+    b.option("--rounds", 7, 3, "rounds", minimum=1)
+    b.option("--calls", 100, 20, "calls per variant per round", minimum=1)
+    args = b.parse(argv)
+    b.intro(["fastapi", "starlette", "prometheus_client", "prometheus-fastapi-instrumentator", "fastprom"],
+            f"in-process ASGI GET /metrics of a FastAPI app with {len(ROUTES)} routes, expose(should_gzip=True); "
+            f"median of {args.rounds} rounds x {args.calls} calls per variant, order rotated each round")
+    res = asyncio.run(run(b, args.rounds, args.calls))
+    if not res:
+        print("ERROR: the apps do not work as expected; nothing was timed.")
+        return b.finish({})
+    v, info = res["variants"], res["bodies"]
+    m = {key: x["ms"]["median"] for key, x in v.items()}
+    c.table(["GET /metrics", "fastprom ms", "prometheus-fastapi-instrumentator ms", "ratio",
+             "body bytes: fastprom / PFI"],
+            [[title, c.num(m[f"fastprom_{k}"]), c.num(m[f"pfi_{k}"]),
+              c.fmt_ratio(c.ratio(m[f"pfi_{k}"], m[f"fastprom_{k}"])),
+              f"{v[f'fastprom_{k}']['body_bytes']:,} / {v[f'pfi_{k}']['body_bytes']:,}"]
+             for k, title in (("plain", "plain text (no accept-encoding)"), ("gzip", "gzip (accept-encoding: gzip)"))])
     fp, pc = info["fastprom"], info["pfi"]
-    print(f"note: plain text body after the {info['requests_in_mix']} requests of the mix: fastprom "
-          f"{fp['lines']:,} lines ({fp['sample_lines']:,} samples), prometheus-fastapi-instrumentator "
-          f"{pc['lines']:,} lines ({pc['sample_lines']:,} samples, {pc['created_samples']:,} of them _created).")
-    floor = next(v for v in variants if v.key == "floor")
-    print(f"note: floor (in the same rotation): an uninstrumented FastAPI app whose sync `def` /metrics route "
-          f"returns fastprom's plain body ({floor.body_bytes:,} bytes) prebuilt: {fmt_ms(floor.median)} ms per "
-          f"request: FastAPI's own cost of such a request (routing, threadpool hop, response), which is part of "
-          f"every row above; nothing is subtracted.")
+    print("ratio: PFI median / fastprom median (above 1: fastprom is faster); both apps also record the /metrics "
+          "request itself.")
+    print(f"note: plain text body after the {info['requests_in_mix']} requests of the mix: fastprom {fp['lines']:,} "
+          f"lines ({fp['sample_lines']:,} samples), PFI {pc['lines']:,} lines ({pc['sample_lines']:,} samples, "
+          f"{pc['created_samples']:,} of them _created).")
+    print(f"note: floor (same rotation; an uninstrumented app's sync route returning fastprom's plain body, "
+          f"{v['floor']['body_bytes']:,} bytes, prebuilt): {c.num(m['floor'])} ms per request, part of every row; "
+          f"nothing is subtracted.")
     print("note: min – max of the round medians, ms: " + "; ".join(
-        f"{v.title} {fmt_ms(min(v.round_medians_ms))} – {fmt_ms(max(v.round_medians_ms))}" for v in variants) + ".")
-    if problems:
-        print("ERROR: a check failed after timing:")
-        print_problem_list(problems)
-    else:
-        print("note: both apps answered the mix as expected, their /metrics (plain and gzip) held the same series "
-              "and counts, and every /metrics request was counted, before and after timing.")
+        f"{x['title']} {c.span(c.spread(x['round_medians']))}" for x in v.values()) + ".")
 
-    if args.json:
-        write_json(args.json, {
-            "environment": env, "rounds": rounds, "calls": calls, "quick": args.quick, "bodies": info,
-            "variants": [{"key": v.key, "title": v.title, **spread(v.samples_ms, "ms"),
-                          "round_medians_ms": v.round_medians_ms, "body_bytes": v.body_bytes,
-                          "samples_ms": v.samples_ms} for v in variants],
-            "problems": problems,
-        })
-    if args.chart:
-        write_chart(args.chart, variants, header)
-    return 1 if problems else 0
+    def chart() -> List[c.Panel]:
+        return [c.Panel("ms per GET /metrics (median; lower is better)", ["plain text", "gzip"],
+                        {"fastprom.Instrumentator": [m["fastprom_plain"], m["fastprom_gzip"]],
+                         "prometheus-fastapi-instrumentator": [m["pfi_plain"], m["pfi_gzip"]]},
+                        [c.fmt_ratio(c.ratio(m[f"pfi_{k}"], m[f"fastprom_{k}"])) for k in ("plain", "gzip")])]
+    return b.finish(res, chart)
 
 
 if __name__ == "__main__":
