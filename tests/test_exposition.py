@@ -3,39 +3,31 @@ import gzip
 
 import pytest
 
+import fastprom
+
 from fastprom import (CONTENT_TYPE_LATEST, OPENMETRICS_CONTENT_TYPE, Counter, Enum, Gauge, Histogram, Info,
                       Summary, generate_latest, generate_openmetrics, negotiate)
-from fastprom._core import format_float
+from fastprom._core import format_value
 from fastprom.exposition import accepts_gzip, choose_format
 
-# Expected strings are what Go's strconv.FormatFloat(v, 'g', -1, 64) prints,
-# which Prometheus' own expfmt writes; OpenMetrics adds ".0" to integers.
-FLOATS = [
-    (0.0, "0", "0.0"), (-0.0, "0", "0.0"), (1.0, "1", "1.0"), (-1.0, "-1", "-1.0"), (100.0, "100", "100.0"),
-    (123456.0, "123456", "123456.0"), (1e6, "1e+06", "1e+06"), (1234567.0, "1.234567e+06", "1.234567e+06"),
-    (0.1, "0.1", "0.1"), (0.0001, "0.0001", "0.0001"), (1e-5, "1e-05", "1e-05"), (2.5, "2.5", "2.5"),
-    (0.30000000000000004, "0.30000000000000004", "0.30000000000000004"), (1.5e300, "1.5e+300", "1.5e+300"),
-    (5e-324, "5e-324", "5e-324"), (2.0**53, "9.007199254740992e+15", "9.007199254740992e+15"),
-    (1e21, "1e+21", "1e+21"), (-2.5e-7, "-2.5e-07", "-2.5e-07"), (1.7000000005e9, "1.7000000005e+09", "1.7000000005e+09"),
-    (float("inf"), "+Inf", "+Inf"), (float("-inf"), "-Inf", "-Inf"), (float("nan"), "NaN", "NaN"),
-]
+import prometheus_client as pc
+from prometheus_client.utils import floatToGoString
+from hypothesis import given, settings, strategies as st
+
+FLOATS = [0.0, -0.0, 1.0, -1.0, 100.0, 123456.0, 1e6, 1234567.0, 0.1, 0.0001, 1e-5, 2.5, 0.30000000000000004,
+          1.5e300, 5e-324, 2.0**53, 1e21, -2.5e-7, 1.7000000005e9, 1e15, 1e16, 999999.0, 9999999.0, 12345678.9,
+          -1234567.0, 1234567890123456.0, 2.0**-1017, 1e-323, float("inf"), float("-inf"), float("nan")]
 
 
-@pytest.mark.parametrize("v,text,om", FLOATS)
-def test_float_formatting_matches_go(v, text, om):
-    assert format_float(v, False) == text
-    assert format_float(v, True) == om
+@pytest.mark.parametrize("v", FLOATS)
+def test_values_are_formatted_as_prometheus_client_formats_them(v):
+    assert format_value(v) == floatToGoString(v)
 
 
-def test_float_formatting_round_trips():
-    import random
-
-    rnd = random.Random(7)
-    for _ in range(20000):
-        v = rnd.choice([rnd.uniform(-1e9, 1e9), rnd.random() * 10 ** rnd.randint(-300, 300),
-                        float(rnd.randint(-10**16, 10**16))])
-        assert float(format_float(v, False)) == v
-        assert float(format_float(v, True)) == v
+@settings(max_examples=3000, deadline=None)
+@given(st.floats())
+def test_every_float_is_formatted_as_prometheus_client_formats_it(v):
+    assert format_value(v) == floatToGoString(v)
 
 
 def test_float_formatting_ignores_locale():
@@ -48,96 +40,85 @@ def test_float_formatting_ignores_locale():
         except locale.Error:
             continue
         try:
-            assert format_float(0.5, False) == "0.5"
+            assert format_value(0.123456789123) == "0.123456789123"
         finally:
             locale.setlocale(locale.LC_NUMERIC, old)
 
 
-def build(registry):
-    c = Counter("http_requests", "Requests, \"quoted\"\nand a \\ backslash.", ["method", "path"], registry=registry)
-    c.labels("GET", "/a").inc(3)
-    c.labels("POST", 'we"ird\\path\nü').inc(1.5, exemplar={"trace_id": "abc123"})
-    g = Gauge("queue_depth", "Items waiting.", unit="items", registry=registry)
+def build(lib, registry):
+    c = lib.Counter("http_requests", "Requests, \"quoted\"\nand a \\ backslash.", ["path", "method"],
+                    registry=registry)
+    c.labels("/a", "GET").inc(3)
+    c.labels('we"ird\\path\nü', "POST").inc(1.5, exemplar={"trace_id": "abc123", "a": "b"})
+    g = lib.Gauge("queue_depth", "Items waiting.", unit="items", registry=registry)
     g.set(1e6)
-    h = Histogram("latency_seconds", "Latency.", ["h"], buckets=[0.1, 1], registry=registry)
-    h.labels("/").observe(0.05)
-    h.labels("/").observe(0.5, exemplar={"trace_id": "t1"})
-    h.labels("/").observe(3)
-    s = Summary("body_bytes", "Body size.", registry=registry)
+    h = lib.Histogram("latency_seconds", "Latency.", ["z", "a"], buckets=[0.1, 1], registry=registry)
+    h.labels("/", "x").observe(0.05)
+    h.labels("/", "x").observe(0.5, exemplar={"trace_id": "t1"})
+    h.labels("/", "x").observe(3)
+    n = lib.Histogram("delta", "Deltas.", buckets=[-1, 0, 1], registry=registry)
+    n.observe(-2)
+    n.observe(0.5)
+    s = lib.Summary("body_bytes", "Body size.", registry=registry)
     s.observe(512)
-    Info("build", "Build.", registry=registry).info({"version": "1.0"})
-    Enum("state", "State.", states=["up", "down"], registry=registry).state("up")
+    lib.Counter("requests", "Unit total.", unit="total", registry=registry).inc()
+    lib.Info("build", "Build.", registry=registry).info({"version": "1.0", "commit": "abc"})
+    lib.Enum("state", "State.", states=["up", "down"], registry=registry).state("up")
 
 
-TEXT = b'''# HELP http_requests_total Requests, "quoted"\\nand a \\\\ backslash.
-# TYPE http_requests_total counter
-http_requests_total{method="GET",path="/a"} 3
-http_requests_total{method="POST",path="we\\"ird\\\\path\\n\xc3\xbc"} 1.5
-# HELP queue_depth_items Items waiting.
-# TYPE queue_depth_items gauge
-queue_depth_items 1e+06
-# HELP latency_seconds Latency.
-# TYPE latency_seconds histogram
-latency_seconds_bucket{h="/",le="0.1"} 1
-latency_seconds_bucket{h="/",le="1.0"} 2
-latency_seconds_bucket{h="/",le="+Inf"} 3
-latency_seconds_count{h="/"} 3
-latency_seconds_sum{h="/"} 3.55
-# HELP body_bytes Body size.
-# TYPE body_bytes summary
-body_bytes_count 1
-body_bytes_sum 512
-# HELP build_info Build.
-# TYPE build_info gauge
-build_info{version="1.0"} 1
-# HELP state State.
-# TYPE state gauge
-state{state="up"} 1
-state{state="down"} 0
-'''
+@pytest.fixture
+def both(monkeypatch, frozen):
+    """The same operations on both libraries, with prometheus_client's clock frozen too."""
+    import time
 
-OPENMETRICS = b'''# HELP http_requests Requests, \\"quoted\\"\\nand a \\\\ backslash.
-# TYPE http_requests counter
-http_requests_total{method="GET",path="/a"} 3.0
-http_requests_created{method="GET",path="/a"} 1.7000000005e+09
-http_requests_total{method="POST",path="we\\"ird\\\\path\\n\xc3\xbc"} 1.5 # {trace_id="abc123"} 1.5 1.7000000005e+09
-http_requests_created{method="POST",path="we\\"ird\\\\path\\n\xc3\xbc"} 1.7000000005e+09
-# HELP queue_depth_items Items waiting.
-# TYPE queue_depth_items gauge
-# UNIT queue_depth_items items
-queue_depth_items 1e+06
-# HELP latency_seconds Latency.
-# TYPE latency_seconds histogram
-latency_seconds_bucket{h="/",le="0.1"} 1
-latency_seconds_bucket{h="/",le="1.0"} 2 # {trace_id="t1"} 0.5 1.7000000005e+09
-latency_seconds_bucket{h="/",le="+Inf"} 3
-latency_seconds_count{h="/"} 3
-latency_seconds_sum{h="/"} 3.55
-latency_seconds_created{h="/"} 1.7000000005e+09
-# HELP body_bytes Body size.
-# TYPE body_bytes summary
-body_bytes_count 1
-body_bytes_sum 512.0
-body_bytes_created 1.7000000005e+09
-# HELP build Build.
-# TYPE build info
-build_info{version="1.0"} 1.0
-# HELP state State.
-# TYPE state stateset
-state{state="up"} 1.0
-state{state="down"} 0.0
-# EOF
-'''
+    monkeypatch.setattr(time, "time", lambda: frozen)
+    mine, theirs = fastprom.CollectorRegistry(), pc.CollectorRegistry()
+    build(fastprom, mine)
+    build(pc, theirs)
+    return mine, theirs
 
 
-def test_text_format_exact(registry, frozen):
-    build(registry)
-    assert generate_latest(registry) == TEXT
+def test_text_format_is_byte_identical_to_prometheus_client(both):
+    mine, theirs = both
+    assert generate_latest(mine) == pc.generate_latest(theirs)
+    assert b'http_requests_total{method="GET",path="/a"} 3.0\n' in generate_latest(mine)
 
 
-def test_openmetrics_exact(registry, frozen):
-    build(registry)
-    assert generate_openmetrics(registry) == OPENMETRICS
+def test_openmetrics_is_byte_identical_to_prometheus_client(both):
+    from prometheus_client.openmetrics.exposition import generate_latest as pc_om
+
+    mine, theirs = both
+    assert generate_openmetrics(mine) == pc_om(theirs)
+    assert b'# {a="b",trace_id="abc123"} 1.5 1700000000.5\n' in generate_openmetrics(mine)
+
+
+def test_created_series_follow_the_switch(both):
+    mine, theirs = both
+    from prometheus_client.openmetrics.exposition import generate_latest as pc_om
+
+    try:
+        fastprom.disable_created_metrics()
+        pc.disable_created_metrics()
+        assert b"_created" not in generate_latest(mine)
+        assert generate_latest(mine) == pc.generate_latest(theirs)
+        assert generate_openmetrics(mine) == pc_om(theirs)
+    finally:
+        fastprom.enable_created_metrics()
+        pc.enable_created_metrics()
+    assert generate_latest(mine) == pc.generate_latest(theirs)
+
+
+def test_created_series_off_by_environment(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import fastprom; r = fastprom.CollectorRegistry(); fastprom.Counter('c', 'C', registry=r).inc(); "
+            "print(fastprom.generate_latest(r).decode())")
+    for value, shown in (("True", False), ("1", False), ("t", False), ("False", True), ("", True)):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                             env={**__import__("os").environ, "PROMETHEUS_DISABLE_CREATED_SERIES": value})
+        assert out.returncode == 0, out.stderr
+        assert ("c_created" in out.stdout) is shown, (value, out.stdout)
 
 
 def test_empty_labelled_family_renders_metadata_only(registry):
@@ -174,14 +155,17 @@ def test_accepts_gzip(header, ok):
     assert accepts_gzip(header) is ok
 
 
-def test_negotiate_body_type_and_gzip(registry, frozen):
-    build(registry)
+def test_negotiate_body_type_and_gzip(both):
+    registry, _ = both
     e = negotiate(registry, "application/openmetrics-text; version=1.0.0", "gzip")
-    assert e.content_type == OPENMETRICS_CONTENT_TYPE == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    # A versioned request is answered with the version and the escaping
+    # scheme, as prometheus_client answers it.
+    assert e.content_type == "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+    assert negotiate(registry, "application/openmetrics-text").content_type == OPENMETRICS_CONTENT_TYPE
     assert e.content_encoding == "gzip"
-    assert gzip.decompress(e.body) == OPENMETRICS
-    assert e.headers == {"Content-Type": OPENMETRICS_CONTENT_TYPE, "Content-Encoding": "gzip"}
+    assert gzip.decompress(e.body) == generate_openmetrics(registry)
+    assert e.headers == {"Content-Type": e.content_type, "Content-Encoding": "gzip"}
     e = negotiate(registry, "text/plain", None)
-    assert (e.body, e.content_type, e.content_encoding) == (TEXT, CONTENT_TYPE_LATEST, None)
-    assert CONTENT_TYPE_LATEST == "text/plain; version=0.0.4; charset=utf-8"
+    assert (e.body, e.content_type, e.content_encoding) == (generate_latest(registry),
+                                                            "text/plain; version=0.0.4; charset=utf-8", None)
     assert negotiate(registry, None, "gzip", allow_gzip=False).content_encoding is None

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from servers import uvicorn_server
 
-OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+# A versioned OpenMetrics request is answered with its version and escaping scheme.
+OM = "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 

@@ -42,6 +42,16 @@ class Metric:
         """Adds a sample; ``name`` is the full sample name (with any suffix)."""
         self.samples.append(Sample(name, labels, value, timestamp, exemplar))
 
+    def _restricted_metric(self, names: Iterable[str]) -> Optional["Metric"]:
+        """The family with only the samples of these names, or None (as
+        prometheus_client builds it, without its unit)."""
+        samples = [s for s in self.samples if s.name in names]
+        if samples:
+            m = Metric(self.name, self.documentation, self.type)
+            m.samples = samples
+            return m
+        return None
+
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Metric) and self.name == other.name
                 and self.documentation == other.documentation and self.type == other.type

@@ -307,34 +307,80 @@ static const char *check_family(const fp_store *s, const fp_family *f, uint32_t 
 
 /* The series' label text must be its family's label names in order (and a
  * pid for a per-process series), with well-formed escaped values. */
-static const char *check_labels(const fp_store *s, const fp_family *f, const fp_series *se, fp_buf *scratch)
+/* 1 if the name is one of the family's label names. */
+static int family_label(const fp_store *s, const fp_family *f, const char *name, size_t nlen)
 {
-    const char *text = fp_at(s, se->text);
     const fp_off *ln = f->nlabels ? fp_at(s, f->labelnames) : NULL;
-    size_t pos = 0, nlen;
-    const char *name;
-    uint32_t j = 0;
+    for (uint32_t j = 0; j < f->nlabels; j++) {
+        const char *want = fp_at(s, ln[j]);
+        if (strlen(want) == nlen && memcmp(want, name, nlen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int before(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c < 0 || (c == 0 && al < bl);
+}
+
+/* A series' label text must be its family's label names, sorted, each
+ * once (and a pid for a per-process series, whose base text is the same
+ * without it), with well-formed escaped values; its split must be where
+ * the family's le or quantile pair goes. */
+static const char *check_labels(const fp_store *s, const fp_family *f, const fp_series *se, int per_process,
+                                fp_buf *scratch)
+{
+    static const char *const bad = "corrupt (a series' labels are damaged)";
+    const char *text = fp_at(s, se->text);
+    const char *extra = f->type == FP_HISTOGRAM ? "le" : f->type == FP_SUMMARY ? "quantile" : NULL;
+    size_t pos = 0, nlen, prev_len = 0, split = se->text_len, last_end = 0;
+    const char *name, *prev = NULL;
+    uint32_t j = 0, pids = 0;
     int rc;
-    while ((rc = fp_label_next(text, se->base_len, &pos, &name, &nlen, scratch)) == 1) {
-        if (j >= f->nlabels)
-            return "corrupt (a series' labels are damaged)";
-        const char *want = fp_at(s, ln[j++]);
-        if (strlen(want) != nlen || memcmp(want, name, nlen) != 0)
-            return "corrupt (a series' labels are damaged)";
+    while ((rc = fp_label_next(text, se->text_len, &pos, &name, &nlen, scratch)) == 1) {
+        if (prev && !before(prev, prev_len, name, nlen))
+            return bad;
+        if (per_process && nlen == 3 && memcmp(name, "pid", 3) == 0) {
+            if (scratch->len == 0 || scratch->len > 20)
+                return bad;
+            for (size_t k = 0; k < scratch->len; k++)
+                if (scratch->p[k] < '0' || scratch->p[k] > '9')
+                    return bad;
+            pids++;
+        } else if (!family_label(s, f, name, nlen)) {
+            return bad;
+        } else {
+            j++;
+        }
+        if (extra && split == se->text_len && before(extra, strlen(extra), name, nlen))
+            split = last_end;
+        prev = name;
+        prev_len = nlen;
+        last_end = pos;
     }
-    if (rc < 0 || j != f->nlabels)
-        return "corrupt (a series' labels are damaged)";
-    if (se->base_len < se->text_len) {
-        /* ,pid="N" after the family's labels (pid="N" when it has none) */
-        pos = se->base_len;
-        if (fp_label_next(text, se->text_len, &pos, &name, &nlen, scratch) != 1 || nlen != 3 ||
-            memcmp(name, "pid", 3) != 0 || pos != se->text_len || scratch->len == 0 || scratch->len > 20)
-            return "corrupt (a series' labels are damaged)";
-        for (size_t k = 0; k < scratch->len; k++)
-            if (scratch->p[k] < '0' || scratch->p[k] > '9')
-                return "corrupt (a series' labels are damaged)";
+    if (rc < 0 || j != f->nlabels || pids != (uint32_t)per_process || (extra && se->split != split) ||
+        (!extra && se->split != 0))
+        return bad;
+    /* The base text: the same pairs without the pid. */
+    if (!per_process)
+        return se->base == se->text && se->base_len == se->text_len ? NULL : bad;
+    const char *base = fp_at(s, se->base);
+    size_t bpos = 0, tpos = 0, bn, tn, bvl, tvl;
+    const char *bname, *tname, *bval, *tval;
+    for (;;) {
+        int br = fp_label_span(base, se->base_len, &bpos, &bname, &bn, &bval, &bvl);
+        int tr = fp_label_span(text, se->text_len, &tpos, &tname, &tn, &tval, &tvl);
+        if (tr == 1 && tn == 3 && memcmp(tname, "pid", 3) == 0)
+            tr = fp_label_span(text, se->text_len, &tpos, &tname, &tn, &tval, &tvl);
+        if (br != tr || br < 0)
+            return bad;
+        if (br == 0)
+            return NULL;
+        if (bn != tn || bvl != tvl || memcmp(bname, tname, bn) || memcmp(bval, tval, bvl))
+            return bad;
     }
-    return NULL;
 }
 
 static const char *check_series(const fp_store *s, uint64_t off, uint32_t nfam, fp_buf *scratch)
@@ -354,11 +400,13 @@ static const char *check_series(const fp_store *s, uint64_t off, uint32_t nfam, 
         !bytes_ok(s, se->text, se->text_len) ||
         (ex && (!in_arena(s, ex, exsize) || (ex < off + size && off < ex + exsize))) ||
         (next && !in_arena(s, next, sizeof(fp_series))) || se->proc > h->max_procs ||
-        (se->text < off + size && off < se->text + se->text_len + 1))
+        (se->text < off + size && off < se->text + se->text_len + 1) || !bytes_ok(s, se->base, se->base_len) ||
+        (se->base < off + size && off < se->base + se->base_len + 1) || se->split > se->text_len)
         return "corrupt (a series is damaged)";
     if (se->hash != fp_series_hash(se->family, fp_at(s, se->text), se->text_len))
         return "corrupt (a series' labels do not match its key)";
-    return check_labels(s, f, se, scratch);
+    int per_process = f->mpmode != FP_MP_NONE && s->fd >= 0;
+    return check_labels(s, f, se, per_process, scratch);
 }
 
 const char *fp_store_check(const fp_store *s, int quiescent)

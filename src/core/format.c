@@ -56,35 +56,49 @@ void fp_buf_uint(fp_buf *b, uint64_t v)
         b->len += (size_t)int_digits(v, b->p + b->len);
 }
 
-void fp_buf_float(fp_buf *b, double v, int openmetrics)
+void fp_buf_value(fp_buf *b, double v)
 {
     if (fp_buf_reserve(b, 32))
-        b->len += fp_format_float(b->p + b->len, v, openmetrics);
+        b->len += fp_format_value(b->p + b->len, v);
+}
+
+void fp_buf_repr(fp_buf *b, double v)
+{
+    if (fp_buf_reserve(b, 32))
+        b->len += fp_format_repr(b->p + b->len, v);
+}
+
+/* Writes a decimal exponent as Python does: a sign and at least two digits. */
+static char *put_exp(char *p, int exp)
+{
+    *p++ = 'e';
+    *p++ = exp < 0 ? '-' : '+';
+    int e = exp < 0 ? -exp : exp;
+    if (e >= 100) {
+        *p++ = (char)('0' + e / 100);
+        e %= 100;
+    }
+    *p++ = (char)('0' + e / 10);
+    *p++ = (char)('0' + e % 10);
+    return p;
 }
 
 /* Lays out significant digits `dig` (no trailing zeros) with decimal
- * exponent `exp` as Go's strconv.FormatFloat(v, 'g', -1, 64) does. */
+ * exponent `exp` as Python's repr() of a float does: positional with at
+ * least one digit after the point when -4 <= exp < 16, else d.ddde+XX. */
 static size_t layout(char *out, int neg, const char *dig, int nd, int exp)
 {
     char *p = out;
     if (neg)
         *p++ = '-';
-    if (exp < -4 || exp >= 6) {
+    if (exp < -4 || exp >= 16) {
         *p++ = dig[0];
         if (nd > 1) {
             *p++ = '.';
             memcpy(p, dig + 1, (size_t)(nd - 1));
             p += nd - 1;
         }
-        *p++ = 'e';
-        *p++ = exp < 0 ? '-' : '+';
-        int e = exp < 0 ? -exp : exp;
-        if (e >= 100) {
-            *p++ = (char)('0' + e / 100);
-            e %= 100;
-        }
-        *p++ = (char)('0' + e / 10);
-        *p++ = (char)('0' + e % 10);
+        p = put_exp(p, exp);
     } else if (exp < 0) {
         *p++ = '0';
         *p++ = '.';
@@ -95,10 +109,12 @@ static size_t layout(char *out, int neg, const char *dig, int nd, int exp)
     } else {
         for (int i = 0; i <= exp; i++)
             *p++ = i < nd ? dig[i] : '0';
+        *p++ = '.';
         if (nd > exp + 1) {
-            *p++ = '.';
             memcpy(p, dig + exp + 1, (size_t)(nd - exp - 1));
             p += nd - exp - 1;
+        } else {
+            *p++ = '0';
         }
     }
     return (size_t)(p - out);
@@ -148,26 +164,15 @@ static int next_up_16(char *tmp, size_t cap, double a)
     return 1;
 }
 
-/* Go's 'g' with shortest precision switches to exponent form when the
- * decimal exponent is < -4 or >= 6 (eprec is forced to 6).  The shortest
- * digit string that reads back as v is found by trying 15, 16, then 17
- * significant digits: a correctly rounded 15-digit form, stripped of
- * trailing zeros, is the shortest one whenever 15 digits suffice
- * (subnormals and powers of two aside: see below and next_up_16). */
-size_t fp_format_float(char *out, double v, int openmetrics)
+/* The shortest digit string that reads back as a (finite, >= 0), the one
+ * nearest a when several do, as Python's repr() (and Go) choose it, with
+ * its decimal exponent.  Found by trying 15, 16, then 17 significant
+ * digits: a correctly rounded 15-digit form, stripped of trailing zeros,
+ * is the shortest one whenever 15 digits suffice (subnormals and powers of
+ * two aside: see below and next_up_16). */
+static void shortest(double a, char *dig, int *ndp, int *expp)
 {
-    size_t n;
-    if (isnan(v)) {
-        memcpy(out, "NaN", 3);
-        return 3;
-    }
-    if (isinf(v)) {
-        memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
-        return 4;
-    }
-    char dig[24];
-    int nd, exp, neg = signbit(v) && v != 0;
-    double a = fabs(v);
+    int nd, exp;
     if (a < 1e15 && a == (double)(int64_t)a) {
         /* Integers: digits straight from the integer. */
         nd = int_digits((uint64_t)a, dig);
@@ -209,10 +214,49 @@ size_t fp_format_float(char *out, double v, int openmetrics)
         while (nd > 1 && dig[nd - 1] == '0')
             nd--;
     }
-    n = layout(out, neg, dig, nd, exp);
-    if (openmetrics && !memchr(out, '.', n) && !memchr(out, 'e', n)) {
-        out[n++] = '.';
-        out[n++] = '0';
+    *ndp = nd;
+    *expp = exp;
+}
+
+size_t fp_format_repr(char *out, double v)
+{
+    if (isnan(v)) {
+        memcpy(out, "nan", 3);
+        return 3;
     }
-    return n;
+    if (isinf(v)) {
+        memcpy(out, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
+        return v > 0 ? 3 : 4;
+    }
+    char dig[24];
+    int nd, exp;
+    shortest(fabs(v), dig, &nd, &exp);
+    return layout(out, signbit(v) != 0, dig, nd, exp);
+}
+
+size_t fp_format_value(char *out, double v)
+{
+    if (isnan(v)) {
+        memcpy(out, "NaN", 3);
+        return 3;
+    }
+    if (isinf(v)) {
+        memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
+        return 4;
+    }
+    char dig[24];
+    int nd, exp;
+    shortest(fabs(v), dig, &nd, &exp);
+    if (v > 0 && exp >= 6 && exp < 16) {
+        /* Seven or more integer digits: Go's exponent form, d.ddde+XX. */
+        char *p = out;
+        *p++ = dig[0];
+        if (nd > 1) {
+            *p++ = '.';
+            memcpy(p, dig + 1, (size_t)(nd - 1));
+            p += nd - 1;
+        }
+        return (size_t)(put_exp(p, exp) - out);
+    }
+    return layout(out, signbit(v) != 0, dig, nd, exp);
 }

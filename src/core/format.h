@@ -42,13 +42,18 @@ static inline void fp_buf_putc(fp_buf *b, char c)
     if (fp_buf_reserve(b, 1))
         b->p[b->len++] = c;
 }
-void fp_buf_float(fp_buf *b, double v, int openmetrics);
+void fp_buf_value(fp_buf *b, double v);
+void fp_buf_repr(fp_buf *b, double v);
 void fp_buf_uint(fp_buf *b, uint64_t v);
 
-/* Formats v as Prometheus' Go code does (strconv 'g', shortest), with
- * OpenMetrics' ".0" for integral values when `openmetrics` is set.  `out`
- * must hold 32 bytes; returns the length. */
-size_t fp_format_float(char *out, double v, int openmetrics);
+/* Formats a sample value as prometheus_client does (floatToGoString):
+ * Python's repr() of the float, but +Inf, -Inf and NaN, and a positive
+ * value with seven or more integer digits in exponent form (1e+06,
+ * 1.2345678e+08).  `out` must hold 32 bytes; returns the length. */
+size_t fp_format_value(char *out, double v);
+
+/* Formats v exactly as Python's repr() does (1.0, 1e+16, 1.5e-05, nan). */
+size_t fp_format_repr(char *out, double v);
 
 /* Pins numeric formatting to the C locale for the calling thread; returns
  * a token for fp_locale_restore.  fp_format_float does this itself. */

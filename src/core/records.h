@@ -24,7 +24,7 @@
 #define FP_MAGIC 0x314d5250545346ULL /* "FSTPRM1" */
 /* Bumped whenever the arena layout changes: a store file written by
  * another layout is refused at start-up. */
-#define FP_LAYOUT_VERSION 4u
+#define FP_LAYOUT_VERSION 5u
 
 /* ---- limits (exported to Python by the binding) ---------------------- */
 #define FP_ALIGN 8u
@@ -136,12 +136,19 @@ typedef struct {
 typedef struct {
     uint32_t family;
     fp_word32 state;
-    uint64_t hash;
-    uint32_t text_len;      /* escaped label pairs: a="x",b="y"[,pid="N"] */
-    uint32_t base_len;      /* the same without the pid label */
+    uint64_t hash;          /* of the family index and the label text */
+    /* The label pairs, escaped and sorted by name as every exposition
+     * writes them: a="x",b="y".  A per-process series has its pid="N" pair
+     * among them, and `base` is the same text without it. */
+    uint32_t text_len;
+    uint32_t base_len;
     uint32_t proc;          /* 1 + process table index for per-process series, else 0 */
-    uint32_t pad;
+    /* Where a histogram's le or a summary's quantile pair goes among the
+     * sorted pairs: 0, text_len, or the offset of the comma after the last
+     * pair whose name sorts before it. */
+    uint32_t split;
     fp_off text;
+    fp_off base;            /* = text, but for per-process series */
     fp_word next;           /* next series of the same family */
     fp_word created;        /* double bits, seconds since the epoch */
     fp_word exemplars;      /* fp_exemplar[] block, 0 until first exemplar */
@@ -159,7 +166,7 @@ typedef struct {
 } fp_exemplar;
 
 /* Cell layout per type:
- *   counter:   [0] integer part, [1] float part (bits)
+ *   counter:   [0] value (bits)
  *   gauge:     [0] value (bits), [1] when last written (bits; per-process gauges)
  *   histogram: [0..nbuckets-1] per-bucket counts (not cumulative), [nbuckets] sum (bits)
  *   summary:   [0] count, [1] sum (bits), then with quantiles the sketch
@@ -168,7 +175,7 @@ typedef struct {
 static inline uint32_t fp_cells_for(uint32_t type, uint32_t nbuckets, uint32_t nquantiles, uint32_t age_buckets)
 {
     switch (type) {
-    case FP_COUNTER:
+    case FP_COUNTER: return 1;
     case FP_GAUGE: return 2;
     case FP_HISTOGRAM: return nbuckets >= 1 && nbuckets <= FP_MAX_BUCKETS ? nbuckets + 1 : 0;
     case FP_SUMMARY:

@@ -1,10 +1,16 @@
-/* render.c: the text exposition writers (see render.h). */
+/* render.c: the text exposition writers (see render.h).
+ *
+ * The rules are prometheus_client's (exposition.generate_latest and
+ * openmetrics.exposition.generate_latest), including its name escaping:
+ * metadata lines name a family as escape_metric_name does, text sample
+ * lines likewise, OpenMetrics sample lines escape the sample name with the
+ * label-name character set unless it is written quoted (allow-utf-8). */
 #include "render.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include "labels.h"
 
 const char *fp_type_name(uint32_t type)
 {
@@ -12,30 +18,68 @@ const char *fp_type_name(uint32_t type)
     return type <= FP_SUMMARY ? names[type] : "unknown";
 }
 
-static void meta_line(fp_buf *b, const char *kind, const char *name, size_t nlen, const char *suffix,
-                      const char *rest, size_t rlen, int escape, int quotes)
+/* 1 if the bytes are all legacy metric-name characters (a suffix). */
+static int legacy_tail(const char *p, size_t n)
 {
-    fp_buf_puts(b, kind);
-    fp_buf_put(b, name, nlen);
-    fp_buf_puts(b, suffix);
-    fp_buf_putc(b, ' ');
-    if (escape)
-        fp_buf_escaped(b, rest, rlen, quotes);
-    else
-        fp_buf_put(b, rest, rlen);
-    fp_buf_putc(b, '\n');
+    for (size_t i = 0; i < n; i++)
+        if (!(p[i] == '_' || p[i] == ':' || ((p[i] | 32) >= 'a' && (p[i] | 32) <= 'z') || (p[i] >= '0' && p[i] <= '9')))
+            return 0;
+    return 1;
 }
 
-void fp_write_meta(fp_buf *b, int view, const char *name, size_t nlen, const char *type, const char *help,
-                   size_t hlen, const char *unit, size_t ulen)
+/* 1 if name + suffix is a legacy metric name. */
+static int legacy2(const char *p1, size_t n1, const char *p2, size_t n2)
 {
-    int om = view == FP_VIEW_OPENMETRICS;
-    const char *ttype = type, *suffix = "";
+    return n1 ? fp_valid_metric_name(p1, n1) && legacy_tail(p2, n2) : fp_valid_metric_name(p2, n2);
+}
+
+void fp_writer_init(fp_writer *w, fp_buf *b, int view, int esc, const char *name, size_t nlen)
+{
+    w->b = b;
+    w->view = view;
+    w->esc = esc;
+    w->name = name;
+    w->nlen = nlen;
+    int legacy = fp_valid_metric_name(name, nlen);
+    if (view == FP_VIEW_OPENMETRICS)
+        /* _escape(name, scheme, label-name runes) unless allow-utf-8: only
+         * a legacy name without a colon comes out unchanged. */
+        w->plain_name = esc == FP_ESC_ALLOWUTF8 ? legacy : esc == FP_ESC_UNDERSCORES && fp_valid_label_name(name, nlen);
+    else
+        w->plain_name = legacy && esc != FP_ESC_DOTS;
+    w->plain_labels = esc != FP_ESC_DOTS;
+}
+
+/* escape_metric_name(p1 + p2): as it is when legacy, escaped otherwise
+ * (in quotes for allow-utf-8); the dots scheme escapes every name. */
+static void put_metric_name(fp_buf *b, int esc, const char *p1, size_t n1, const char *p2, size_t n2)
+{
+    int legacy = legacy2(p1, n1, p2, n2);
+    if (legacy && esc != FP_ESC_DOTS) {
+        fp_buf_put(b, p1, n1);
+        fp_buf_put(b, p2, n2);
+        return;
+    }
+    int quoted = esc == FP_ESC_ALLOWUTF8;
+    if (quoted)
+        fp_buf_putc(b, '"');
+    fp_escape_name(b, p1, n1, esc, 1, 1);
+    fp_escape_name(b, p2, n2, esc, 1, n1 == 0);
+    if (quoted)
+        fp_buf_putc(b, '"');
+}
+
+void fp_write_meta(const fp_writer *w, const char *suffix, const char *type, const char *help, size_t hlen,
+                   const char *unit, size_t ulen)
+{
+    fp_buf *b = w->b;
+    int om = w->view == FP_VIEW_OPENMETRICS;
+    const char *ttype = type, *tsuffix = "";
     if (!om) {
         if (!strcmp(type, "counter"))
-            suffix = "_total";
+            tsuffix = "_total";
         else if (!strcmp(type, "info"))
-            ttype = "gauge", suffix = "_info";
+            ttype = "gauge", tsuffix = "_info";
         else if (!strcmp(type, "stateset"))
             ttype = "gauge";
         else if (!strcmp(type, "gaugehistogram"))
@@ -43,83 +87,203 @@ void fp_write_meta(fp_buf *b, int view, const char *name, size_t nlen, const cha
         else if (!strcmp(type, "unknown"))
             ttype = "untyped";
     }
-    meta_line(b, "# HELP ", name, nlen, suffix, help, hlen, 1, om);
-    meta_line(b, "# TYPE ", name, nlen, suffix, ttype, strlen(ttype), 0, 0);
-    if (om && ulen)
-        meta_line(b, "# UNIT ", name, nlen, "", unit, ulen, 0, 0);
+    /* The name: the family's, its suffix, the text format's type suffix. */
+    char stack[256], *full = stack;
+    size_t sl = strlen(suffix), tl = strlen(tsuffix), fl = w->nlen + sl + tl;
+    if (fl > sizeof stack && !(full = malloc(fl))) {
+        b->oom = 1;
+        return;
+    }
+    memcpy(full, w->name, w->nlen);
+    memcpy(full + w->nlen, suffix, sl);
+    memcpy(full + w->nlen + sl, tsuffix, tl);
+    fp_buf_puts(b, "# HELP ");
+    put_metric_name(b, w->esc, full, fl, "", 0);
+    fp_buf_putc(b, ' ');
+    fp_buf_escaped(b, help, hlen, om);
+    fp_buf_puts(b, "\n# TYPE ");
+    put_metric_name(b, w->esc, full, fl, "", 0);
+    fp_buf_putc(b, ' ');
+    fp_buf_puts(b, ttype);
+    fp_buf_putc(b, '\n');
+    if (om && ulen) {
+        fp_buf_puts(b, "# UNIT ");
+        put_metric_name(b, w->esc, full, fl, "", 0);
+        fp_buf_putc(b, ' ');
+        fp_buf_put(b, unit, ulen);
+        fp_buf_putc(b, '\n');
+    }
+    if (full != stack)
+        free(full);
 }
 
-void fp_write_sample(fp_buf *b, int view, const char *name, size_t nlen, const fp_sample *smp)
+/* One escaped pair, its name rewritten by the scheme. */
+static void put_pair(fp_buf *b, int esc, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    int om = view == FP_VIEW_OPENMETRICS;
-    fp_buf_put(b, name, nlen);
-    fp_buf_puts(b, smp->suffix);
-    if (smp->labels_len || smp->extra_len) {
-        fp_buf_putc(b, '{');
-        fp_buf_put(b, smp->labels, smp->labels_len);
-        if (smp->labels_len && smp->extra_len)
+    fp_put_name(b, name, nlen, esc, 0);
+    fp_buf_put(b, "=\"", 2);
+    fp_buf_put(b, value, vlen);
+    fp_buf_putc(b, '"');
+}
+
+/* Escaped pairs (text) with their names rewritten; 1 if any was written. */
+static int put_pairs(fp_buf *b, int esc, const char *text, size_t len, int comma)
+{
+    size_t pos = 0, nl, vl;
+    const char *n, *v;
+    while (fp_label_span(text, len, &pos, &n, &nl, &v, &vl) == 1) {
+        if (comma)
             fp_buf_putc(b, ',');
-        fp_buf_put(b, smp->extra, smp->extra_len);
+        put_pair(b, esc, n, nl, v, vl);
+        comma = 1;
+    }
+    return comma;
+}
+
+/* The label pairs, with the extra pair at its place among them. */
+static void put_labels(const fp_writer *w, const fp_sample *smp)
+{
+    fp_buf *b = w->b;
+    const char *l = smp->labels;
+    size_t len = smp->labels_len, split = smp->extra_len ? smp->split : len;
+    /* before: l[0, split); after: l[split (+1 for the comma), len) */
+    size_t after = split < len ? split + (split > 0) : len;
+    if (w->plain_labels) {
+        fp_buf_put(b, l, split);
+        if (smp->extra_len) {
+            if (split)
+                fp_buf_putc(b, ',');
+            fp_buf_put(b, smp->extra, smp->extra_len);
+        }
+        if (after < len) {
+            if (split || smp->extra_len)
+                fp_buf_putc(b, ',');
+            fp_buf_put(b, l + after, len - after);
+        }
+        return;
+    }
+    int any = put_pairs(b, w->esc, l, split, 0);
+    if (smp->extra_len)
+        any = put_pairs(b, w->esc, smp->extra, smp->extra_len, any);
+    put_pairs(b, w->esc, l + after, len - after, any);
+}
+
+/* int(float(ts) * 1000): milliseconds, truncated toward zero, every digit. */
+static void put_millis(fp_buf *b, double ts)
+{
+    char tmp[400];
+    double ms = trunc(ts * 1000.0);
+    int n = snprintf(tmp, sizeof tmp, "%.0f", ms == 0 ? 0.0 : ms);
+    if (n > 0)
+        fp_buf_put(b, tmp, (size_t)n);
+}
+
+void fp_write_sample(const fp_writer *w, const char *sname, size_t snlen, const fp_sample *smp)
+{
+    fp_buf *b = w->b;
+    int om = w->view == FP_VIEW_OPENMETRICS, esc = w->esc;
+    /* The sample's name: the family's name and suffix, or its own. */
+    const char *p1 = sname ? sname : w->name, *p2 = sname ? "" : smp->suffix;
+    size_t n1 = sname ? snlen : w->nlen, n2 = strlen(p2);
+    int has_labels = smp->labels_len || smp->extra_len;
+    int plain = sname ? -1 : w->plain_name; /* -1: work it out */
+    int legacy = plain == 1 ? 1 : legacy2(p1, n1, p2, n2);
+    if (esc == FP_ESC_ALLOWUTF8 && !legacy) {
+        /* {"name",labels} */
+        fp_buf_puts(b, "{\"");
+        fp_escape_name(b, p1, n1, esc, 1, 1);
+        fp_escape_name(b, p2, n2, esc, 1, 0);
+        fp_buf_putc(b, '"');
+        if (has_labels) {
+            fp_buf_putc(b, ',');
+            put_labels(w, smp);
+        }
         fp_buf_putc(b, '}');
+    } else {
+        if (plain == 1) {
+            fp_buf_put(b, p1, n1);
+            fp_buf_put(b, p2, n2);
+        } else if (om) {
+            fp_escape_name(b, p1, n1, esc, 0, 1);
+            fp_escape_name(b, p2, n2, esc, 0, n1 == 0);
+        } else {
+            put_metric_name(b, esc, p1, n1, p2, n2);
+        }
+        if (has_labels) {
+            fp_buf_putc(b, '{');
+            put_labels(w, smp);
+            fp_buf_putc(b, '}');
+        }
     }
     fp_buf_putc(b, ' ');
-    if (om && smp->integral)
-        fp_buf_uint(b, smp->count);
-    else
-        fp_buf_float(b, smp->value, om);
+    fp_buf_value(b, smp->value);
     if (smp->has_ts) {
         fp_buf_putc(b, ' ');
-        /* Text 0.0.4 timestamps are integral milliseconds. */
-        if (om)
-            fp_buf_float(b, smp->ts, 1);
+        if (!om)
+            put_millis(b, smp->ts);
+        else if (smp->ts_text)
+            fp_buf_put(b, smp->ts_text, smp->ts_len);
         else
-            fp_buf_float(b, floor(smp->ts * 1000.0), 0);
+            fp_buf_repr(b, smp->ts);
     }
     if (om && smp->exemplar) {
         const fp_exemplar_data *e = smp->exemplar;
         fp_buf_puts(b, " # ");
         fp_buf_put(b, e->text, e->len);
         fp_buf_putc(b, ' ');
-        fp_buf_float(b, e->value, 1);
+        fp_buf_value(b, e->value);
         if (e->has_ts) {
             fp_buf_putc(b, ' ');
-            fp_buf_float(b, e->ts, 1);
+            if (e->ts_text)
+                fp_buf_put(b, e->ts_text, e->ts_len);
+            else
+                fp_buf_repr(b, e->ts);
         }
     }
     fp_buf_putc(b, '\n');
 }
 
 typedef struct {
-    fp_buf *b;
-    int view;
-    const char *name;
-    size_t nlen;
+    fp_writer main;         /* the family's lines */
+    fp_writer side;         /* text format: its _created lines */
 } render_ctx;
 
 static int write_one(void *ctx, const fp_sample *smp)
 {
     render_ctx *r = ctx;
-    fp_write_sample(r->b, r->view, r->name, r->nlen, smp);
+    /* Text: the created timestamps are a gauge family of their own. */
+    const fp_writer *w = r->main.view == FP_VIEW_TEXT && smp->suffix[0] == '_' && smp->suffix[1] == 'c' &&
+                                 !strcmp(smp->suffix, "_created")
+                             ? &r->side
+                             : &r->main;
+    fp_write_sample(w, NULL, 0, smp);
     return 0;
 }
 
 static int write_point(void *ctx, const fp_walk *w, const fp_point *p)
 {
     render_ctx *r = ctx;
-    return fp_point_samples(w, p, r->view, write_one, ctx);
+    return fp_point_samples(w, p, r->main.view, write_one, ctx);
 }
 
-int fp_render_family(fp_buf *b, const fp_store *s, uint32_t family, int view)
+int fp_render_family(fp_buf *b, fp_buf *side, const fp_store *s, uint32_t family, int view, int esc)
 {
     const fp_family *f = fp_family_get(s, family);
     if (!f)
         return FP_EINVAL;
-    const char *name = fp_family_name(s, f);
-    fp_write_meta(b, view, name, f->name_len, fp_type_name(f->type), fp_at(s, f->help), f->help_len,
-                  fp_at(s, f->unit), f->unit_len);
-    render_ctx r = {b, view, name, f->name_len};
+    const char *name = fp_family_name(s, f), *help = fp_at(s, f->help), *unit = fp_at(s, f->unit);
+    render_ctx r;
+    fp_writer_init(&r.main, b, view, esc, name, f->name_len);
+    r.side = r.main;
+    r.side.b = side;
+    side->len = 0;
+    fp_write_meta(&r.main, "", fp_type_name(f->type), help, f->help_len, unit, f->unit_len);
     int rc = fp_walk_family(s, family, write_point, &r);
-    if (rc == FP_ENOHEAP)
+    if (rc == 0 && side->len) {
+        fp_write_meta(&r.main, "_created", "gauge", help, f->help_len, unit, 0);
+        fp_buf_put(b, side->p, side->len);
+    }
+    if (rc == FP_ENOHEAP || side->oom)
         b->oom = 1;
     return b->oom ? FP_ENOHEAP : rc;
 }

@@ -210,11 +210,23 @@ static void family_append(fp_store *s, fp_family *f, fp_off off)
     }
 }
 
+/* A series' key as a lookup builds it: its label text, sorted by name. */
+typedef struct {
+    const char *text;       /* with the pid pair for a per-process series */
+    size_t len;
+    const char *base;       /* without it */
+    size_t base_len;
+    size_t split;           /* see fp_series.split */
+    uint32_t proc;
+} series_key;
+
 /* Probes the table for the key; creates the record at the first empty slot
- * when `create` is set.  text is the series' full label text. */
-static int series_probe(fp_store *s, fp_family *f, uint32_t family, const char *text, size_t len, size_t base_len,
-                        uint32_t proc, int create, int overflow, fp_series **out)
+ * when `create` is set. */
+static int series_probe(fp_store *s, fp_family *f, uint32_t family, const series_key *k, int create, int overflow,
+                        fp_series **out)
 {
+    const char *text = k->text;
+    size_t len = k->len;
     fp_header *h = fp_hdr(s);
     uint64_t hash = fp_series_hash(family, text, len);
     fp_word *slots = fp_at(s, h->slots);
@@ -244,15 +256,18 @@ static int series_probe(fp_store *s, fp_family *f, uint32_t family, const char *
                     mine = spare;
             }
             fp_off t = mine ? fp_arena_strdup(s, text, len, overflow) : 0;
-            if (!t)
+            fp_off bt = !t || k->base == k->text ? t : fp_arena_strdup(s, k->base, k->base_len, overflow);
+            if (!bt)
                 return FP_ENOMEM;
             fp_series *se = fp_at(s, mine);
             se->family = family;
             se->hash = hash;
             se->text = t;
             se->text_len = (uint32_t)len;
-            se->base_len = (uint32_t)base_len;
-            se->proc = proc;
+            se->base = bt;
+            se->base_len = (uint32_t)k->base_len;
+            se->split = (uint32_t)k->split;
+            se->proc = k->proc;
             /* To the millisecond: enough for a created timestamp, and it
              * renders without the slow path of float formatting. */
             fp_stored(&se->created, floor(fp_now() * 1000.0) / 1000.0);
@@ -282,32 +297,75 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
     if (!f)
         return FP_EINVAL;
     const fp_off *ln = f->nlabels ? fp_at(s, f->labelnames) : NULL;
-    size_t cap = 48; /* room for ,pid="N" */
-    for (uint32_t i = 0; i < f->nlabels; i++)
-        cap += strlen(fp_at(s, ln[i])) + 2 * lens[i] + 4;
+    uint32_t n = f->nlabels;
+    const char *snames[16];
+    size_t snl[16];
+    uint32_t sorder[16];
+    const char **names = n <= 16 ? snames : malloc(sizeof *names * n);
+    size_t *nl = n <= 16 ? snl : malloc(sizeof *nl * n);
+    uint32_t *order = n <= 16 ? sorder : malloc(sizeof *order * n);
+    char stack[1024], *text = NULL;
+    int rc = FP_ENOHEAP;
+    if (!names || !nl || !order)
+        goto done;
+    size_t cap = 64; /* room for ,pid="N" */
+    for (uint32_t i = 0; i < n; i++) {
+        names[i] = fp_at(s, ln[i]);
+        nl[i] = strlen(names[i]);
+        cap += nl[i] + 2 * lens[i] + 4;
+    }
+    fp_sort_names(names, nl, n, order);
     /* Label text on the stack when it is short (the common case), else on
-     * the heap: a lookup allocates nothing but what a new record needs. */
-    char stack[512], *text = cap <= sizeof stack ? stack : malloc(cap);
+     * the heap: a lookup allocates nothing but what a new record needs.
+     * Two texts: with the pid pair (per-process series) and without. */
+    text = 2 * cap <= sizeof stack ? stack : malloc(2 * cap);
     if (!text)
-        return FP_ENOHEAP;
-    size_t len = 0;
-    for (uint32_t i = 0; i < f->nlabels; i++) {
-        const char *n = fp_at(s, ln[i]);
-        if (i)
+        goto done;
+    char *base = text + cap;
+    int per_process = fp_family_per_process(s, f);
+    const char *extra = f->type == FP_HISTOGRAM ? "le" : f->type == FP_SUMMARY ? "quantile" : NULL;
+    char pidv[24];
+    size_t pidl = per_process ? (size_t)snprintf(pidv, sizeof pidv, "%ld", (long)getpid()) : 0;
+    size_t len = 0, blen = 0, split = 0;
+    int pid_done = !per_process, split_done = !extra;
+    for (uint32_t k = 0; k <= n; k++) {
+        const char *nm = k < n ? names[order[k]] : NULL;
+        if (!pid_done && (!nm || strcmp("pid", nm) < 0)) {
+            if (len)
+                text[len++] = ',';
+            len += fp_label_pair(text + len, "pid", 3, pidv, pidl);
+            pid_done = 1;
+        }
+        if (!split_done && (!nm || strcmp(extra, nm) < 0)) {
+            split = len;
+            split_done = 1;
+        }
+        if (!nm)
+            break;
+        size_t vi = order[k];
+        if (len)
             text[len++] = ',';
-        len += fp_label_pair(text + len, n, strlen(n), values[i], lens[i]);
+        len += fp_label_pair(text + len, nm, nl[vi], values[vi], lens[vi]);
+        if (blen)
+            base[blen++] = ',';
+        blen += fp_label_pair(base + blen, nm, nl[vi], values[vi], lens[vi]);
     }
-    size_t base_len = len;
-    uint32_t proc = 0;
-    if (fp_family_per_process(s, f)) {
-        /* A per-process series: this process's pid is part of its key. */
-        len += (size_t)snprintf(text + len, 48, "%spid=\"%ld\"", len ? "," : "", (long)getpid());
-        proc = s->proc;
+    if (len > UINT32_MAX) {
+        rc = FP_EINVAL;
+        goto done;
     }
-    int rc = len > UINT32_MAX ? FP_EINVAL
-                              : series_probe(s, f, family, text, len, base_len, proc, create, overflow, out);
+    series_key key = {text, len, per_process ? base : text, per_process ? blen : len, split,
+                      per_process ? s->proc : 0};
+    rc = series_probe(s, f, family, &key, create, overflow, out);
+done:
     if (text != stack)
         free(text);
+    if (names != snames)
+        free(names);
+    if (nl != snl)
+        free(nl);
+    if (order != sorder)
+        free(order);
     return rc;
 }
 

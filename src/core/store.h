@@ -78,12 +78,11 @@ static inline fp_series *fp_series_at(const fp_store *s, fp_off off) { return of
 
 /* ---- updates: no lock, no allocation -------------------------------- */
 
-static inline void fp_counter_inc_int(fp_series *se, uint64_t n) { fp_add(&se->cells[0], n); }
-static inline void fp_counter_inc(fp_series *se, double v) { fp_addd(&se->cells[1], v); }
-static inline double fp_counter_value(const fp_series *se)
-{
-    return (double)fp_load(&se->cells[0]) + fp_loadd(&se->cells[1]);
-}
+/* A counter is one double, added to as prometheus_client adds to its
+ * value, so the same increments give the same bits (and no integer part
+ * can wrap). */
+static inline void fp_counter_inc(fp_series *se, double v) { fp_addd(&se->cells[0], v); }
+static inline double fp_counter_value(const fp_series *se) { return fp_loadd(&se->cells[0]); }
 
 static inline void fp_gauge_set(fp_series *se, double v) { fp_stored(&se->cells[0], v); }
 static inline void fp_gauge_add(fp_series *se, double v) { fp_addd(&se->cells[0], v); }

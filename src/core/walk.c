@@ -6,6 +6,11 @@
 
 #include "format.h"
 
+static fp_word created_off; /* 1 when created samples are off */
+
+void fp_set_created(int on) { fp_put(&created_off, on ? 0 : 1); }
+int fp_created(void) { return fp_load(&created_off) == 0; }
+
 int fp_point_exemplar(const fp_walk *w, const fp_point *p, uint32_t slot, char *buf, fp_exemplar_data *out)
 {
     if (!p->se || !fp_load_acq(&p->se->exemplars))
@@ -19,6 +24,8 @@ int fp_point_exemplar(const fp_walk *w, const fp_point *p, uint32_t slot, char *
     out->value = value;
     out->has_ts = 1;
     out->ts = ts;
+    out->ts_text = NULL;
+    out->ts_len = 0;
     return 1;
 }
 
@@ -74,15 +81,15 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
             if (alive[se->proc] == 2)
                 continue;
         }
-        const char *lt = fp_at(s, se->text);
         double v = fp_gauge_value(se);
         if (per_pid) {
-            fp_point p = {se, lt, se->text_len, 0.0, v, 0, 0.0, NULL, NULL};
+            fp_point p = {se, fp_at(s, se->text), se->text_len, 0, 0.0, v, 0, 0.0, NULL, NULL};
             if ((rc = fn(ctx, w, &p)))
                 goto done;
             continue;
         }
         /* Group by the label text without the pid. */
+        const char *lt = fp_at(s, se->base);
         uint64_t hsh = 1469598103934665603ULL;
         for (uint32_t i = 0; i < se->base_len; i++)
             hsh = (hsh ^ (unsigned char)lt[i]) * 1099511628211ULL;
@@ -112,7 +119,7 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
     }
     for (size_t k = 0; k < ngroups; k++) {
         const mp_group *g = &groups[order[k]];
-        fp_point p = {NULL, g->text, g->len, 0.0, g->value, 0, 0.0, NULL, NULL};
+        fp_point p = {NULL, g->text, g->len, 0, 0.0, g->value, 0, 0.0, NULL, NULL};
         if ((rc = fn(ctx, w, &p)))
             break;
     }
@@ -154,11 +161,8 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         for (uint32_t i = 0; i < nextra; i++) {
             size_t n = strlen(lname);
             memcpy(w.extra[i], lname, n);
-            /* le="1.0" in every format: the text format's Go writer would
-             * say le="1", but prometheus_client (whose users' queries and
-             * dashboards match on it) says "1.0", as OpenMetrics requires
-             * and Prometheus 3 normalises to.  Quantiles likewise. */
-            n += fp_format_float(w.extra[i] + n, at[i], 1);
+            /* As prometheus_client writes bounds and quantiles: le="1.0". */
+            n += fp_format_value(w.extra[i] + n, at[i]);
             w.extra[i][n++] = '"';
             w.extra_len[i] = n;
         }
@@ -171,7 +175,8 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         fp_series *se = fp_at(s, off);
         if (!fp_series_live(se))
             continue;
-        fp_point p = {se, fp_at(s, se->text), se->text_len, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL};
+        fp_point p = {se, fp_at(s, se->text), se->text_len, se->split, fp_loadd(&se->created), 0.0, 0, 0.0, NULL,
+                      NULL};
         switch (f->type) {
         case FP_COUNTER: p.value = fp_counter_value(se); break;
         case FP_GAUGE: p.value = fp_gauge_value(se); break;

@@ -7,7 +7,8 @@
  * shared store are combined here, as their multiprocess mode says.
  * fp_point_samples turns a point into the samples a view shows; which
  * samples exist (suffixes, le and quantile labels, _created, exemplars) is
- * decided there and nowhere else.  No Python headers. */
+ * decided there and nowhere else.  How a sample is written (the text
+ * format's separate _created family, name escaping) is the writers'.  No Python headers. */
 #ifndef FASTPROM_WALK_H
 #define FASTPROM_WALK_H
 
@@ -20,25 +21,29 @@
 enum fp_view { FP_VIEW_TEXT = 0, FP_VIEW_OPENMETRICS = 1, FP_VIEW_PYTHON = 2 };
 
 typedef struct {
-    const char *text;       /* rendered label set: {a="b"} */
+    const char *text;       /* rendered label set, pairs sorted: {a="b"} */
     size_t len;
     double value;
     int has_ts;
     double ts;
+    const char *ts_text;    /* the timestamp as written, or NULL: repr(ts) */
+    size_t ts_len;
 } fp_exemplar_data;
 
 /* One sample line: name + suffix, labels (and an extra pair), value. */
 typedef struct {
     const char *suffix;     /* "", "_total", "_bucket", "_count", "_sum", "_created" */
-    const char *labels;     /* escaped pairs a="x",b="y" */
+    const char *labels;     /* escaped pairs sorted by name: a="x",b="y" */
     size_t labels_len;
+    size_t split;           /* where `extra` goes among them (see fp_series.split) */
     const char *extra;      /* one more escaped pair (le="1.0", quantile="0.5"), or NULL */
     size_t extra_len;
     double value;
-    int integral;           /* a count: OpenMetrics writes `count` as an integer */
-    uint64_t count;
+    uint64_t count;         /* the same as an integer, for counts */
     int has_ts;             /* a sample timestamp (custom families only) */
     double ts;
+    const char *ts_text;    /* OpenMetrics: the timestamp as written, or NULL: repr(ts) */
+    size_t ts_len;
     const fp_exemplar_data *exemplar;
 } fp_sample;
 
@@ -47,6 +52,7 @@ typedef struct {
     const fp_series *se;    /* NULL for a combined per-process gauge group */
     const char *labels;
     size_t labels_len;
+    size_t split;
     double created;
     double value;           /* counter, gauge */
     uint64_t count;         /* histogram (sum of its buckets), summary */
@@ -73,37 +79,44 @@ typedef int (*fp_sample_fn)(void *ctx, const fp_sample *smp);
  * callback may return any value but these two). */
 int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx);
 
+/* Whether store families show _created samples (prometheus_client's
+ * enable_created_metrics / disable_created_metrics); on by default. */
+void fp_set_created(int on);
+int fp_created(void);
+
 /* The exemplar of a series' cell, if it has one (buf: FP_EXEMPLAR_TEXT bytes). */
 int fp_point_exemplar(const fp_walk *w, const fp_point *p, uint32_t slot, char *buf, fp_exemplar_data *out);
 
-/* _count (a count) and _sum of a histogram or summary point. */
-static inline int fp_count_and_sum(const fp_point *p, fp_sample *smp, fp_sample_fn fn, void *ctx)
+/* _count and, unless `sum` is clear, _sum of a histogram or summary point. */
+static inline int fp_count_and_sum(const fp_point *p, fp_sample *smp, int sum, fp_sample_fn fn, void *ctx)
 {
     int rc;
     smp->extra = NULL;
     smp->extra_len = 0;
     smp->exemplar = NULL;
     smp->suffix = "_count";
-    smp->integral = 1;
     smp->count = p->count;
     smp->value = (double)p->count;
-    if ((rc = fn(ctx, smp)))
+    if ((rc = fn(ctx, smp)) || !sum)
         return rc;
     smp->suffix = "_sum";
-    smp->integral = 0;
     smp->value = p->sum;
     return fn(ctx, smp);
 }
 
-/* The samples of a point in a view, in exposition order.  Inline, so a
- * writer's sample callback is inlined into its walk. */
+/* The samples of a point in a view, in exposition order, as
+ * prometheus_client's collect() yields them: a counter's _total, a gauge's
+ * value, a histogram's buckets, _count and (when its first bucket is not
+ * negative) _sum, a summary's quantiles, _count and _sum, then _created
+ * (unless created samples are off).  Exemplars in every view but text.
+ * Inline, so a writer's sample callback is inlined into its walk. */
 static inline int fp_point_samples(const fp_walk *w, const fp_point *p, int view, fp_sample_fn fn, void *ctx)
 {
     const fp_family *f = w->f;
-    int om = view == FP_VIEW_OPENMETRICS, exemplars = view != FP_VIEW_TEXT, created = view != FP_VIEW_TEXT;
+    int exemplars = view != FP_VIEW_TEXT;
     char exbuf[FP_EXEMPLAR_TEXT];
     fp_exemplar_data ex;
-    fp_sample smp = {"", p->labels, p->labels_len, NULL, 0, 0.0, 0, 0, 0, 0.0, NULL};
+    fp_sample smp = {"", p->labels, p->labels_len, p->split, NULL, 0, 0.0, 0, 0, 0.0, NULL, 0, NULL};
     int rc;
     switch (f->type) {
     case FP_COUNTER:
@@ -118,7 +131,6 @@ static inline int fp_point_samples(const fp_walk *w, const fp_point *p, int view
         return fn(ctx, &smp);
     case FP_HISTOGRAM:
         smp.suffix = "_bucket";
-        smp.integral = 1;
         for (uint32_t i = 0; i < f->nbuckets; i++) {
             smp.extra = w->extra[i];
             smp.extra_len = w->extra_len[i];
@@ -128,9 +140,9 @@ static inline int fp_point_samples(const fp_walk *w, const fp_point *p, int view
             if ((rc = fn(ctx, &smp)))
                 return rc;
         }
-        /* OpenMetrics: with negative buckets the sum is no counter and must
-         * be left out, and _count goes with it.  The other views keep both. */
-        if ((!om || !(((const double *)fp_at(w->s, f->buckets))[0] < 0)) && (rc = fp_count_and_sum(p, &smp, fn, ctx)))
+        /* A sum of observations that may be negative is no counter: left
+         * out, as prometheus_client does (its _count stays). */
+        if ((rc = fp_count_and_sum(p, &smp, !(((const double *)fp_at(w->s, f->buckets))[0] < 0), fn, ctx)))
             return rc;
         break;
     case FP_SUMMARY:
@@ -141,15 +153,14 @@ static inline int fp_point_samples(const fp_walk *w, const fp_point *p, int view
             if ((rc = fn(ctx, &smp)))
                 return rc;
         }
-        if ((rc = fp_count_and_sum(p, &smp, fn, ctx)))
+        if ((rc = fp_count_and_sum(p, &smp, 1, fn, ctx)))
             return rc;
         break;
     default:
         return 0;
     }
-    if (created) {
+    if (fp_created()) {
         smp.suffix = "_created";
-        smp.integral = 0;
         smp.extra = NULL;
         smp.extra_len = 0;
         smp.exemplar = NULL;

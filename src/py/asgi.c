@@ -382,7 +382,7 @@ static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py
             PyErr_Clear();
         }
     }
-    fp_counter_inc_int(b->series[M_TOTAL], 1);
+    fp_counter_inc(b->series[M_TOTAL], 1.0);
     observe_hist(self->m[M_LATENCY], b->series[M_LATENCY], d[0], ex, tlen, now);
     if (!self->only_2xx_highr || (PyUnicode_Check(args[2]) && PyUnicode_GET_LENGTH(args[2]) > 0 &&
                                   PyUnicode_READ_CHAR(args[2], 0) == '2') ||

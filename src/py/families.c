@@ -16,8 +16,10 @@
 
 /* ---- Python families through the core's writers -------------------- */
 
-/* Appends the escaped label pairs of a dict to b.  0 or -1. */
-static int labels_text(fp_buf *b, PyObject *labels)
+/* Appends the label pairs of a dict to b, sorted by name, as
+ * prometheus_client writes them: names by the scheme (`esc`, or as they
+ * are when esc < 0: exemplars), values escaped.  0 or -1. */
+static int labels_text(fp_buf *b, PyObject *labels, int esc)
 {
     if (labels == Py_None)
         return 0;
@@ -25,28 +27,56 @@ static int labels_text(fp_buf *b, PyObject *labels)
         PyErr_SetString(PyExc_TypeError, "sample labels must be a dict");
         return -1;
     }
+    Py_ssize_t n = PyDict_GET_SIZE(labels), pos = 0, i = 0;
+    const char *sk[16], *sv[16], **kp = n <= 16 ? sk : PyMem_Calloc((size_t)n, sizeof *kp);
+    const char **vp = n <= 16 ? sv : PyMem_Calloc((size_t)n, sizeof *vp);
+    size_t skl[16], svl[16], *kl = n <= 16 ? skl : PyMem_Calloc((size_t)n, sizeof *kl);
+    size_t *vl = n <= 16 ? svl : PyMem_Calloc((size_t)n, sizeof *vl);
+    uint32_t so[16], *order = n <= 16 ? so : PyMem_Calloc((size_t)n, sizeof *order);
+    int rc = -1;
     PyObject *k, *v;
-    Py_ssize_t pos = 0;
-    int first = 1;
-    while (PyDict_Next(labels, &pos, &k, &v)) {
-        Py_ssize_t kl, vl;
-        const char *kp = fp_utf8(k, &kl, "label name");
-        const char *vp = kp ? fp_utf8(v, &vl, "label value") : NULL;
-        if (!vp)
-            return -1;
-        if (!first)
+    if (!kp || !vp || !kl || !vl || !order) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Label dicts are plain data: PyDict_Next runs no Python code on str keys. */
+    while (PyDict_Next(labels, &pos, &k, &v) && i < n) {
+        Py_ssize_t a, c;
+        if (!(kp[i] = fp_utf8(k, &a, "label name")) || !(vp[i] = fp_utf8(v, &c, "label value")))
+            goto done;
+        kl[i] = (size_t)a;
+        vl[i] = (size_t)c;
+        i++;
+    }
+    fp_sort_names(kp, kl, (size_t)i, order);
+    for (Py_ssize_t j = 0; j < i; j++) {
+        uint32_t o = order[j];
+        if (j)
             fp_buf_putc(b, ',');
-        first = 0;
-        fp_buf_put(b, kp, (size_t)kl);
+        if (esc < 0)
+            fp_buf_put(b, kp[o], kl[o]);
+        else
+            fp_put_name(b, kp[o], kl[o], esc, 0);
         fp_buf_put(b, "=\"", 2);
-        fp_buf_escaped(b, vp, (size_t)vl, 1);
+        fp_buf_escaped(b, vp[o], vl[o], 1);
         fp_buf_putc(b, '"');
     }
-    if (b->oom) {
+    if (b->oom)
         PyErr_NoMemory();
-        return -1;
-    }
-    return 0;
+    else
+        rc = 0;
+done:
+    if (kp && kp != sk)
+        PyMem_Free(kp);
+    if (vp && vp != sv)
+        PyMem_Free(vp);
+    if (kl && kl != skl)
+        PyMem_Free(kl);
+    if (vl && vl != svl)
+        PyMem_Free(vl);
+    if (order && order != so)
+        PyMem_Free(order);
+    return rc;
 }
 
 static int has_suffix(const char *s, Py_ssize_t n, const char *suf)
@@ -68,21 +98,76 @@ static int float_attr(PyObject *o, const char *attr, double *out, int *present)
     return (*present && *out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* Writes one sample of a Python family.  0 or -1. */
-static int write_pysample(fp_buf *b, PyObject *s, const char *type, int view, fp_buf *lbuf, fp_buf *ebuf)
+/* A timestamp attribute: its float value and, for OpenMetrics, str() of
+ * it (a Timestamp writes sec.nsec, a float its repr) into t.  0 or -1. */
+static int ts_attr(PyObject *o, const char *attr, double *out, int *present, fp_buf *t)
 {
-    int om = view == FP_VIEW_OPENMETRICS, rc = -1;
+    PyObject *v = PyObject_GetAttrString(o, attr);
+    if (!v)
+        return -1;
+    int rc = 0;
+    *present = v != Py_None;
+    t->len = 0;
+    if (*present) {
+        *out = PyFloat_AsDouble(v);
+        PyObject *str = *out == -1.0 && PyErr_Occurred() ? NULL : PyObject_Str(v);
+        Py_ssize_t n;
+        const char *p = str ? PyUnicode_AsUTF8AndSize(str, &n) : NULL;
+        if (p)
+            fp_buf_put(t, p, (size_t)n);
+        rc = p ? 0 : -1;
+        Py_XDECREF(str);
+    }
+    Py_DECREF(v);
+    return rc;
+}
+
+/* prometheus_client's rule: exemplars only on a counter's _total, a
+ * histogram's (or gauge histogram's) _bucket, or a histogram sample named
+ * as its family. */
+static int exemplar_allowed(const char *type, const char *name, size_t nlen, const char *sname, Py_ssize_t snl)
+{
+    if (!strcmp(type, "counter"))
+        return has_suffix(sname, snl, "_total");
+    if (!strcmp(type, "gaugehistogram"))
+        return has_suffix(sname, snl, "_bucket");
+    if (!strcmp(type, "histogram"))
+        return has_suffix(sname, snl, "_bucket") || ((size_t)snl == nlen && memcmp(sname, name, nlen) == 0);
+    return 0;
+}
+
+typedef struct {
+    fp_buf lbuf, ebuf, tsbuf, etsbuf;
+    fp_buf side[3];         /* text: the _created, _gcount and _gsum lines */
+} py_scratch;
+
+static const char *const side_suffix[3] = {"_created", "_gcount", "_gsum"};
+
+/* Writes one sample of a Python family.  0 or -1. */
+static int write_pysample(const fp_writer *fw, PyObject *s, const char *type, py_scratch *sc)
+{
+    int om = fw->view == FP_VIEW_OPENMETRICS, rc = -1;
     PyObject *sname = PyObject_GetAttrString(s, "name");
     PyObject *labels = sname ? PyObject_GetAttrString(s, "labels") : NULL;
     PyObject *ex = labels ? PyObject_GetAttrString(s, "exemplar") : NULL;
-    PyObject *elabels = NULL;
+    PyObject *elabels = NULL, *native = NULL;
     Py_ssize_t snl;
     const char *snp = ex ? fp_utf8(sname, &snl, "sample name") : NULL;
-    fp_sample smp = {"", NULL, 0, NULL, 0, 0.0, 0, 0, 0, 0.0, NULL};
-    fp_exemplar_data exd = {NULL, 0, 0.0, 0, 0.0};
+    fp_sample smp = {"", NULL, 0, 0, NULL, 0, 0.0, 0, 0, 0.0, NULL, 0, NULL};
+    fp_exemplar_data exd = {NULL, 0, 0.0, 0, 0.0, NULL, 0};
     int has_value;
-    if (!snp || float_attr(s, "value", &smp.value, &has_value) < 0 ||
-        float_attr(s, "timestamp", &smp.ts, &smp.has_ts) < 0)
+    if (!snp)
+        goto done;
+    /* Native histogram samples are for OpenMetrics 2.0; 1.0 skips them. */
+    if (PyObject_HasAttrString(s, "native_histogram")) {
+        if (!(native = PyObject_GetAttrString(s, "native_histogram")))
+            goto done;
+        if (native != Py_None) {
+            rc = 0;
+            goto done;
+        }
+    }
+    if (float_attr(s, "value", &smp.value, &has_value) < 0 || ts_attr(s, "timestamp", &smp.ts, &smp.has_ts, &sc->tsbuf) < 0)
         goto done;
     if (!has_value) {
         PyErr_Format(PyExc_TypeError, "sample %R has no value", sname);
@@ -92,54 +177,96 @@ static int write_pysample(fp_buf *b, PyObject *s, const char *type, int view, fp
         PyErr_Format(PyExc_ValueError, "sample %R has a non-finite timestamp", sname);
         goto done;
     }
-    if (!om && has_suffix(snp, snl, "_created")) {
-        rc = 0; /* text 0.0.4 has no created timestamps */
+    smp.ts_text = sc->tsbuf.p;
+    smp.ts_len = sc->tsbuf.len;
+    sc->lbuf.len = 0;
+    if (labels_text(&sc->lbuf, labels, fw->esc) < 0)
         goto done;
-    }
-    lbuf->len = 0;
-    if (labels_text(lbuf, labels) < 0)
-        goto done;
-    smp.labels = lbuf->p;
-    smp.labels_len = lbuf->len;
+    smp.labels = sc->lbuf.p;
+    smp.labels_len = sc->lbuf.len;
     if (om && ex != Py_None) {
-        int has_ev;
-        ebuf->len = 0;
-        fp_buf_putc(ebuf, '{');
-        if (!(elabels = PyObject_GetAttrString(ex, "labels")) || float_attr(ex, "value", &exd.value, &has_ev) < 0 ||
-            float_attr(ex, "timestamp", &exd.ts, &exd.has_ts) < 0 || labels_text(ebuf, elabels) < 0)
+        if (!exemplar_allowed(type, fw->name, fw->nlen, snp, snl)) {
+            PyErr_Format(PyExc_ValueError, "Metric %s has exemplars, but is not a histogram bucket or counter",
+                         fw->name);
             goto done;
-        fp_buf_putc(ebuf, '}');
-        if (ebuf->oom) {
+        }
+        int has_ev;
+        sc->ebuf.len = 0;
+        fp_buf_putc(&sc->ebuf, '{');
+        if (!(elabels = PyObject_GetAttrString(ex, "labels")) || float_attr(ex, "value", &exd.value, &has_ev) < 0 ||
+            ts_attr(ex, "timestamp", &exd.ts, &exd.has_ts, &sc->etsbuf) < 0 || labels_text(&sc->ebuf, elabels, -1) < 0)
+            goto done;
+        fp_buf_putc(&sc->ebuf, '}');
+        if (sc->ebuf.oom) {
             PyErr_NoMemory();
             goto done;
         }
-        exd.text = ebuf->p;
-        exd.len = ebuf->len;
+        exd.text = sc->ebuf.p;
+        exd.len = sc->ebuf.len;
+        exd.ts_text = sc->etsbuf.p;
+        exd.ts_len = sc->etsbuf.len;
         smp.exemplar = &exd;
     }
-    size_t nlen = (size_t)snl;
-    if (!om && !strcmp(type, "gaugehistogram") && (has_suffix(snp, snl, "_gsum") || has_suffix(snp, snl, "_gcount"))) {
-        /* text 0.0.4 knows only _sum and _count */
-        int gsum = has_suffix(snp, snl, "_gsum");
-        nlen -= gsum ? 5 : 7;
-        smp.suffix = gsum ? "_sum" : "_count";
+    const fp_writer *w = fw;
+    fp_writer side;
+    if (!om) {
+        /* Text: _created, _gcount and _gsum samples of the family are gauge
+         * families of their own, after it. */
+        for (int k = 0; k < 3; k++) {
+            size_t sl = strlen(side_suffix[k]);
+            if ((size_t)snl == fw->nlen + sl && memcmp(snp, fw->name, fw->nlen) == 0 &&
+                memcmp(snp + fw->nlen, side_suffix[k], sl) == 0) {
+                side = *fw;
+                side.b = &sc->side[k];
+                w = &side;
+                break;
+            }
+        }
     }
-    fp_write_sample(b, view, snp, nlen, &smp);
+    fp_write_sample(w, snp, (size_t)snl, &smp);
     rc = 0;
 done:
     Py_XDECREF(sname);
     Py_XDECREF(labels);
     Py_XDECREF(ex);
     Py_XDECREF(elabels);
+    Py_XDECREF(native);
     return rc;
 }
 
-int fp_render_pyfamily(fp_buf *b, PyObject *metric, int view)
+/* Adds the family to the args of the exception being raised, as
+ * prometheus_client does, so that the user sees which family failed. */
+static void name_the_family(PyObject *metric)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *args = value ? PyObject_GetAttrString(value, "args") : NULL;
+    if (args && PyTuple_Check(args)) {
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        PyObject *more = PyTuple_New((n ? n : 1) + 1);
+        PyObject *first = n ? NULL : PyUnicode_FromString("");
+        if (more && (n || first)) {
+            for (Py_ssize_t i = 0; i < n; i++)
+                PyTuple_SET_ITEM(more, i, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+            if (!n)
+                PyTuple_SET_ITEM(more, 0, Py_NewRef(first));
+            PyTuple_SET_ITEM(more, n ? n : 1, Py_NewRef(metric));
+            PyObject_SetAttrString(value, "args", more);
+        }
+        Py_XDECREF(first);
+        Py_XDECREF(more);
+    }
+    Py_XDECREF(args);
+    PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+}
+
+int fp_render_pyfamily(fp_buf *b, PyObject *metric, int view, int esc)
 {
     int rc = -1;
-    fp_buf lbuf, ebuf;
-    fp_buf_init(&lbuf);
-    fp_buf_init(&ebuf);
+    py_scratch sc;
+    memset(&sc, 0, sizeof sc);
     PyObject *name = PyObject_GetAttrString(metric, "name");
     PyObject *doc = name ? PyObject_GetAttrString(metric, "documentation") : NULL;
     PyObject *type = doc ? PyObject_GetAttrString(metric, "type") : NULL;
@@ -152,21 +279,36 @@ int fp_render_pyfamily(fp_buf *b, PyObject *metric, int view)
     const char *np = fp_utf8(name, &nl, "metric name");
     const char *dp = np ? fp_utf8(doc, &dl, "metric documentation") : NULL;
     const char *tp = dp ? fp_utf8(type, &tl, "metric type") : NULL;
-    const char *up = !tp ? NULL : unit == Py_None ? "" : fp_utf8(unit, &ul, "metric unit");
+    const char *up = !tp ? NULL : (unit == Py_None || !PyObject_IsTrue(unit)) ? "" : fp_utf8(unit, &ul, "metric unit");
     if (!up)
         goto done;
-    fp_write_meta(b, view, np, (size_t)nl, tp, dp, (size_t)dl, up, (size_t)ul);
+    fp_writer w;
+    fp_writer_init(&w, b, view, esc, np, (size_t)nl);
+    w.plain_labels = 1; /* labels_text writes the names as the scheme says */
+    fp_write_meta(&w, "", tp, dp, (size_t)dl, up, (size_t)ul);
     while ((s = PyIter_Next(iter))) {
-        int ok = write_pysample(b, s, tp, view, &lbuf, &ebuf) == 0;
+        int ok = write_pysample(&w, s, tp, &sc) == 0;
         Py_DECREF(s);
         if (!ok)
             goto done;
     }
-    if (!PyErr_Occurred())
-        rc = 0;
+    if (PyErr_Occurred())
+        goto done;
+    for (int k = 0; k < 3; k++)
+        if (sc.side[k].len) {
+            fp_write_meta(&w, side_suffix[k], "gauge", dp, (size_t)dl, "", 0);
+            fp_buf_put(b, sc.side[k].p, sc.side[k].len);
+        }
+    rc = 0;
 done:
-    fp_buf_free(&lbuf);
-    fp_buf_free(&ebuf);
+    if (rc < 0 && PyErr_Occurred())
+        name_the_family(metric);
+    fp_buf_free(&sc.lbuf);
+    fp_buf_free(&sc.ebuf);
+    fp_buf_free(&sc.tsbuf);
+    fp_buf_free(&sc.etsbuf);
+    for (int k = 0; k < 3; k++)
+        fp_buf_free(&sc.side[k]);
     Py_XDECREF(name);
     Py_XDECREF(doc);
     Py_XDECREF(type);

@@ -476,33 +476,45 @@ int fp_exemplar_text(MetricObject *m, PyObject *exemplar, char *text, size_t *le
         PyErr_Format(PyExc_TypeError, "%s: exemplar must be a dict of str to str", fp_metric_name(m));
         return -1;
     }
-    char *p = text, *end = text + FP_EXEMPLAR_TEXT;
-    Py_ssize_t chars = 0, pos = 0;
+    /* At most 128 characters, so at most 128 pairs (a name has one at least). */
+    const char *kp[FP_EXEMPLAR_MAX_CHARS], *vp[FP_EXEMPLAR_MAX_CHARS];
+    size_t kl[FP_EXEMPLAR_MAX_CHARS], vl[FP_EXEMPLAR_MAX_CHARS];
+    uint32_t order[FP_EXEMPLAR_MAX_CHARS];
+    Py_ssize_t chars = 0, pos = 0, n = 0, bytes = 2;
     PyObject *k, *v;
-    *p++ = '{';
     while (PyDict_Next(exemplar, &pos, &k, &v)) {
-        Py_ssize_t kl, vl;
-        const char *kp = fp_utf8(k, &kl, "exemplar label name");
-        const char *vp = kp ? fp_utf8(v, &vl, "exemplar label value") : NULL;
-        if (!vp)
+        Py_ssize_t a, c;
+        if (n == (Py_ssize_t)FP_EXEMPLAR_MAX_CHARS)
+            goto toolong; /* a 129th pair: more than 128 characters */
+        if (!(kp[n] = fp_utf8(k, &a, "exemplar label name")) || !(vp[n] = fp_utf8(v, &c, "exemplar label value")))
             return -1;
-        if (!fp_valid_label_name(kp, (size_t)kl)) {
+        if (!fp_valid_label_name(kp[n], (size_t)a)) {
             PyErr_Format(PyExc_ValueError, "%s: invalid exemplar label name %R", fp_metric_name(m), k);
             return -1;
         }
         chars += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
-        Py_ssize_t escaped = vl; /* the rendered value: one more byte per \\, " and newline */
-        for (Py_ssize_t i = 0; i < vl; i++)
-            escaped += vp[i] == '\\' || vp[i] == '"' || vp[i] == '\n';
-        if (chars > (Py_ssize_t)FP_EXEMPLAR_MAX_CHARS || end - p < kl + escaped + 5)
+        if (chars > (Py_ssize_t)FP_EXEMPLAR_MAX_CHARS)
             goto toolong;
-        if (p - text > 1)
+        /* The rendered pair: one more byte per \\, " and newline in the value. */
+        bytes += a + c + 4;
+        for (Py_ssize_t i = 0; i < c; i++)
+            bytes += vp[n][i] == '\\' || vp[n][i] == '"' || vp[n][i] == '\n';
+        kl[n] = (size_t)a;
+        vl[n] = (size_t)c;
+        n++;
+    }
+    if (bytes > (Py_ssize_t)FP_EXEMPLAR_TEXT)
+        goto toolong;
+    /* Sorted by name, as prometheus_client writes exemplar labels. */
+    fp_sort_names(kp, kl, (size_t)n, order);
+    char *p = text;
+    *p++ = '{';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i)
             *p++ = ',';
-        p += fp_label_pair(p, kp, (size_t)kl, vp, (size_t)vl);
+        p += fp_label_pair(p, kp[order[i]], kl[order[i]], vp[order[i]], vl[order[i]]);
     }
     *p++ = '}';
-    if (p - text > (Py_ssize_t)FP_EXEMPLAR_TEXT)
-        goto toolong;
     *len = (size_t)(p - text);
     return 0;
 toolong:
@@ -558,47 +570,27 @@ static PyObject *Counter_inc(MetricObject *self, PyObject *const *args, Py_ssize
     fp_series *se = series_of(self);
     if (!se)
         return NULL;
-    PyObject *amount, *exemplar;
-    char text[FP_EXEMPLAR_TEXT];
-    size_t tlen = 0;
     if (nargs == 0 && !kwnames) {
-        fp_counter_inc_int(se, 1);
+        fp_counter_inc(se, 1.0);
         Py_RETURN_NONE;
     }
+    PyObject *amount, *exemplar;
     if (amount_exemplar_args("inc", args, nargs, kwnames, &amount, &exemplar) < 0)
         return NULL;
     double v = 1.0;
-    uint64_t n = 1;
-    int integral = 1;
-    if (amount && PyLong_CheckExact(amount)) {
-        int overflow;
-        long long ll = PyLong_AsLongLongAndOverflow(amount, &overflow);
-        if (ll == -1 && PyErr_Occurred())
-            return NULL;
-        integral = overflow == 0 && ll >= 0;
-        n = (uint64_t)ll;
-        v = (double)ll;
-    } else if (amount) {
-        integral = 0;
+    if (amount && amount_arg(self, amount, &v, 1, "increment") < 0)
+        return NULL;
+    if (v < 0) {
+        PyErr_SetString(PyExc_ValueError, "Counters can only be incremented by non-negative amounts.");
+        return NULL;
     }
-    if (amount && !integral) {
-        if (amount_arg(self, amount, &v, 1, "increment") < 0)
-            return NULL;
-        if (v < 0) {
-            PyErr_Format(PyExc_ValueError, "%s: counters can only be incremented by non-negative amounts, got %R",
-                         fp_metric_name(self), amount);
-            return NULL;
-        }
-        integral = v == floor(v) && v < 9007199254740992.0;
-        n = (uint64_t)(integral ? v : 0);
-    }
+    fp_counter_inc(se, v);
+    /* As prometheus_client does: counted first, then the exemplar checked. */
+    char text[FP_EXEMPLAR_TEXT];
+    size_t tlen = 0;
     int ex = exemplar_arg(self, exemplar, text, &tlen);
     if (ex < 0)
         return NULL;
-    if (integral)
-        fp_counter_inc_int(se, n);
-    else
-        fp_counter_inc(se, v);
     if (ex)
         keep_exemplar(self, se, 1, 0, text, tlen, v);
     Py_RETURN_NONE;
@@ -670,14 +662,15 @@ static PyObject *Histogram_observe(MetricObject *self, PyObject *const *args, Py
     PyObject *exemplar;
     if (!se || observe_args(self, args, nargs, kwnames, &v, &exemplar) < 0)
         return NULL;
+    const fp_family *f = self->fam;
+    uint32_t i = fp_bucket_index(fp_at(&self->store->st, f->buckets), f->nbuckets, v);
+    fp_histogram_observe(se, i, f->nbuckets, v);
+    /* As prometheus_client does: counted first, then the exemplar checked. */
     char text[FP_EXEMPLAR_TEXT];
     size_t tlen = 0;
     int ex = exemplar_arg(self, exemplar, text, &tlen);
     if (ex < 0)
         return NULL;
-    const fp_family *f = self->fam;
-    uint32_t i = fp_bucket_index(fp_at(&self->store->st, f->buckets), f->nbuckets, v);
-    fp_histogram_observe(se, i, f->nbuckets, v);
     if (ex)
         keep_exemplar(self, se, f->nbuckets, i, text, tlen, v);
     Py_RETURN_NONE;

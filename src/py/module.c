@@ -5,21 +5,26 @@
 
 #include <math.h>
 
+#include "labels.h"
 #include "quantile.h"
 #include "render.h"
 
-/* render(items, view) -> bytes.  items, rendered in order: a store metric
- * (its family), a Store (every family in it: a shared store), or a family
- * built in Python.  The store walk never calls into Python and runs with
- * the GIL released. */
+/* render(items, view, escaping=0) -> bytes.  items, rendered in order: a
+ * store metric (its family), a Store (every family in it: a shared store),
+ * or a family built in Python.  The store walk never calls into Python and
+ * runs with the GIL released. */
 static PyObject *core_render(PyObject *m, PyObject *args)
 {
     PyObject *items;
-    int view;
-    if (!PyArg_ParseTuple(args, "Oi:render", &items, &view))
+    int view, esc = FP_ESC_UNDERSCORES;
+    if (!PyArg_ParseTuple(args, "Oi|i:render", &items, &view, &esc))
         return NULL;
     if (view != FP_VIEW_TEXT && view != FP_VIEW_OPENMETRICS) {
         PyErr_Format(PyExc_ValueError, "render: unknown view %d", view);
+        return NULL;
+    }
+    if (esc < FP_ESC_UNDERSCORES || esc > FP_ESC_VALUES) {
+        PyErr_Format(PyExc_ValueError, "render: unknown escaping scheme %d", esc);
         return NULL;
     }
     module_state *ms = PyModule_GetState(m);
@@ -29,23 +34,24 @@ static PyObject *core_render(PyObject *m, PyObject *args)
     if (!seq)
         return NULL;
     PyObject *result = NULL;
-    fp_buf b;
+    fp_buf b, side;
     fp_buf_init(&b);
+    fp_buf_init(&side);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
         PyObject *it = PyTuple_GET_ITEM(seq, i);
         if (PyObject_TypeCheck(it, ms->Metric) && ((MetricObject *)it)->store) {
             MetricObject *mo = (MetricObject *)it;
             Py_BEGIN_ALLOW_THREADS
-            fp_render_family(&b, &mo->store->st, mo->family, view);
+            fp_render_family(&b, &side, &mo->store->st, mo->family, view, esc);
             Py_END_ALLOW_THREADS
         } else if (PyObject_TypeCheck(it, ms->Store)) {
             const fp_store *s = &((StoreObject *)it)->st;
             Py_BEGIN_ALLOW_THREADS
             uint32_t n = fp_family_count(s);
             for (uint32_t k = 0; k < n && !b.oom; k++)
-                fp_render_family(&b, s, k, view);
+                fp_render_family(&b, &side, s, k, view, esc);
             Py_END_ALLOW_THREADS
-        } else if (fp_render_pyfamily(&b, it, view) < 0) {
+        } else if (fp_render_pyfamily(&b, it, view, esc) < 0) {
             goto done;
         }
         if (b.oom) {
@@ -61,8 +67,40 @@ static PyObject *core_render(PyObject *m, PyObject *args)
         result = PyBytes_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.len);
 done:
     fp_buf_free(&b);
+    fp_buf_free(&side);
     Py_DECREF(seq);
     return result;
+}
+
+/* escape_name(name, escaping, metric) -> str: a name as the output writes
+ * it (prometheus_client's escape_metric_name / escape_label_name). */
+static PyObject *core_escape_name(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *p;
+    Py_ssize_t n;
+    int esc, metric;
+    if (!PyArg_ParseTuple(args, "s#ip:escape_name", &p, &n, &esc, &metric))
+        return NULL;
+    if (esc < FP_ESC_UNDERSCORES || esc > FP_ESC_VALUES) {
+        PyErr_Format(PyExc_ValueError, "escape_name: unknown escaping scheme %d", esc);
+        return NULL;
+    }
+    fp_buf b;
+    fp_buf_init(&b);
+    fp_put_name(&b, p, (size_t)n, esc, metric);
+    PyObject *r = b.oom ? PyErr_NoMemory() : PyUnicode_DecodeUTF8(b.p ? b.p : "", (Py_ssize_t)b.len, "strict");
+    fp_buf_free(&b);
+    return r;
+}
+
+/* set_created(on): whether store families show _created samples. */
+static PyObject *core_set_created(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+    fp_set_created(on);
+    Py_RETURN_NONE;
 }
 
 static PyObject *core_freeze_clock(PyObject *Py_UNUSED(m), PyObject *arg)
@@ -81,14 +119,13 @@ static PyObject *core_freeze_clock(PyObject *Py_UNUSED(m), PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static PyObject *core_format_float(PyObject *Py_UNUSED(m), PyObject *args)
+static PyObject *core_format_value(PyObject *Py_UNUSED(m), PyObject *arg)
 {
-    double v;
-    int om = 0;
-    if (!PyArg_ParseTuple(args, "d|p:format_float", &v, &om))
+    double v = PyFloat_AsDouble(arg);
+    if (v == -1.0 && PyErr_Occurred())
         return NULL;
     char out[32];
-    size_t n = fp_format_float(out, v, om);
+    size_t n = fp_format_value(out, v);
     return PyUnicode_FromStringAndSize(out, (Py_ssize_t)n);
 }
 
@@ -141,11 +178,15 @@ static PyObject *core_check_stores(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(i
 
 static PyMethodDef core_methods[] = {
     {"render", core_render, METH_VARARGS,
-     "render(items, view) -> bytes\n\nRenders store metrics, whole stores and Python families, in order."},
+     "render(items, view, escaping=0) -> bytes\n\nRenders store metrics, whole stores and Python families, in order."},
+    {"escape_name", core_escape_name, METH_VARARGS,
+     "escape_name(name, escaping, metric) -> str\n\nA metric (or label) name as the output writes it."},
+    {"set_created", core_set_created, METH_O,
+     "set_created(on)\n\nWhether store families show _created samples (prometheus_client's switch)."},
     {"freeze_clock", core_freeze_clock, METH_O,
      "freeze_clock(t)\n\nPins the store's clock (created and exemplar timestamps) to t; None thaws it."},
-    {"format_float", core_format_float, METH_VARARGS,
-     "format_float(v, openmetrics=False) -> str\n\nFormats a value as the exposition formats do."},
+    {"format_value", core_format_value, METH_O,
+     "format_value(v) -> str\n\nFormats a value as the exposition formats do (prometheus_client's floatToGoString)."},
     {"content_length", core_content_length, METH_O,
      "content_length(value) -> int\n\nA Content-Length header value as recorded (malformed: 0)."},
     {"_check_stores", core_check_stores, METH_NOARGS,
@@ -190,6 +231,8 @@ static int add_constants(PyObject *m)
     struct { const char *name; long long value; } ints[] = {
         {"COUNTER", FP_COUNTER}, {"GAUGE", FP_GAUGE}, {"HISTOGRAM", FP_HISTOGRAM}, {"SUMMARY", FP_SUMMARY},
         {"VIEW_TEXT", FP_VIEW_TEXT}, {"VIEW_OPENMETRICS", FP_VIEW_OPENMETRICS},
+        {"ESCAPING_UNDERSCORES", FP_ESC_UNDERSCORES}, {"ESCAPING_ALLOWUTF8", FP_ESC_ALLOWUTF8},
+        {"ESCAPING_DOTS", FP_ESC_DOTS}, {"ESCAPING_VALUES", FP_ESC_VALUES},
         {"EXEMPLAR_MAX_CHARS", FP_EXEMPLAR_MAX_CHARS}, {"MAX_LABELS", FP_MAX_LABELS},
         {"MAX_BUCKETS", FP_MAX_BUCKETS - 1}, {"MAX_FAMILIES", FP_MAX_FAMILIES}, {"MAX_PROCS", FP_MAX_PROCS},
         {"STORE_MIN_SIZE", (long long)FP_STORE_MIN}, {"STORE_MAX_SIZE", (long long)FP_STORE_MAX},

@@ -80,7 +80,7 @@ int fp_exemplar_text(MetricObject *m, PyObject *exemplar, char *text, size_t *le
 
 /* ---- families.c ---- */
 /* Writes a family built in Python (prometheus_client's Metric shape). */
-int fp_render_pyfamily(fp_buf *b, PyObject *metric, int view);
+int fp_render_pyfamily(fp_buf *b, PyObject *metric, int view, int esc);
 /* The samples of a store family as Python sees them: a list of
  * sample_type(name, labels, value, None, exemplar). */
 PyObject *fp_family_samples(const fp_store *s, uint32_t family, PyObject *sample_type, PyObject *exemplar_type);

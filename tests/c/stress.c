@@ -3,8 +3,8 @@
  * Writer threads update and create series concurrently (many of them racing
  * to create the same label sets) while renderer threads scrape every family
  * and check what they read; after the join every total is checked exactly.
- * It also checks fp_format_float against the strings Go's
- * strconv.FormatFloat(v, 'g', -1, 64) produces.
+ * It also checks fp_format_repr and fp_format_value against the strings
+ * Python's repr() and prometheus_client's floatToGoString() produce.
  *
  * Usage: stress [iterations per writer]   (a multiple of 80; default 16000)
  * Exit status 0 when every check passed. */
@@ -134,7 +134,7 @@ static void *writer(void *arg)
         /* Shared series, all threads update them. */
         fp_series *se = get2(fam_counter, "GET", codes[i % NCODES], 1);
         if (se) {
-            fp_counter_inc_int(se, 1);
+            fp_counter_inc(se, 1.0);
             fp_counter_inc(se, 0.5);
             put_exemplar(se, 1, 0, id, (double)id);
         }
@@ -144,7 +144,7 @@ static void *writer(void *arg)
             snprintf(b, sizeof b, "k%ld", i / 8);
             se = get2(fam_counter, "new", b, 1);
             if (se) {
-                fp_counter_inc_int(se, 2);
+                fp_counter_inc(se, 2.0);
                 fp_counter_inc(se, 0.25);
             }
         }
@@ -155,7 +155,7 @@ static void *writer(void *arg)
         snprintf(b, sizeof b, "g%ld", g);
         se = get2(fam_counter, "race", b, 1);
         if (se)
-            fp_counter_inc_int(se, 1);
+            fp_counter_inc(se, 1.0);
         if (i % 16 == 15)
             atomic_compare_exchange_strong(&race_gen, &g, g + 1);
         /* Thread-own series, a new one every 16 iterations, each updated 16
@@ -164,7 +164,7 @@ static void *writer(void *arg)
         snprintf(b, sizeof b, "n%ld", i / 16);
         se = get2(fam_counter, a, b, 1);
         if (se) {
-            fp_counter_inc_int(se, 1);
+            fp_counter_inc(se, 1.0);
             fp_counter_inc(se, 0.5);
         }
         se = get0(fam_gauge, 1);
@@ -447,44 +447,38 @@ static long check_render(rstate *st, const char *p, size_t len, int om)
         }
 
         if (name_is(&s, "requests_total")) {
-            if (s.labels && s.labels_len > 12 && !memcmp(s.labels, "method=\"GET\"", 12))
+            /* code="...",method="...": pairs sorted by name */
+            if (s.labels && s.labels_len > 12 && !memcmp(s.labels + s.labels_len - 12, "method=\"GET\"", 12))
                 check_monotonic(st, "c", &s);
         } else if (name_is(&s, "latency_seconds_bucket")) {
-            /* labels are path="...",le="..." */
-            CHECK(s.labels != NULL, "bucket without labels");
-            if (!s.labels)
+            /* labels are le="...",path="...": pairs sorted by name */
+            CHECK(s.labels != NULL && s.labels_len > 4 && !memcmp(s.labels, "le=\"", 4), "bucket without le first");
+            if (!s.labels || s.labels_len <= 4 || memcmp(s.labels, "le=\"", 4))
                 continue;
-            const char *le = NULL;
-            for (size_t i = 0; i + 5 <= s.labels_len; i++)
-                if (!memcmp(s.labels + i, ",le=\"", 5))
-                    le = s.labels + i;
-            CHECK(le != NULL, "bucket without le: %.*s", (int)s.labels_len, s.labels);
-            if (!le)
+            const char *q = memchr(s.labels + 4, '"', s.labels_len - 4);
+            CHECK(q && q + 1 < s.labels + s.labels_len && q[1] == ',', "bucket without a path: %.*s",
+                  (int)s.labels_len, s.labels);
+            if (!q || q + 1 >= s.labels + s.labels_len || q[1] != ',')
                 continue;
-            size_t base = (size_t)(le - s.labels);
-            if (h.nb == 0 || h.want_count || base != h.labels_len || memcmp(h.labels, s.labels, base)) {
+            const char *rest = q + 2;
+            size_t base = (size_t)(s.labels + s.labels_len - rest);
+            if (h.nb == 0 || h.want_count || base != h.labels_len || memcmp(h.labels, rest, base)) {
                 CHECK(h.nb == 0 && !h.want_count && !h.want_sum, "histogram series interrupted");
                 memset(&h, 0, sizeof h);
                 if (base < sizeof h.labels) {
-                    memcpy(h.labels, s.labels, base);
+                    memcpy(h.labels, rest, base);
                     h.labels_len = base;
                 }
             }
             CHECK(h.nb < NBUCKETS, "too many buckets");
             if (h.nb >= NBUCKETS)
                 continue;
-            /* le is written as OpenMetrics writes floats (le="1.0"); the
-             * text format may also use Go's plain form (le="1"). */
-            char want[48], alt[48];
+            /* The bound as prometheus_client writes it: le="1.0". */
             char num[32];
-            size_t n = fp_format_float(num, bounds[h.nb], 1);
-            snprintf(want, sizeof want, ",le=\"%.*s\"", (int)n, num);
-            n = fp_format_float(num, bounds[h.nb], 0);
-            snprintf(alt, sizeof alt, ",le=\"%.*s\"", (int)n, num);
-            size_t got = s.labels_len - base;
-            CHECK((strlen(want) == got && !memcmp(want, le, got)) ||
-                      (!om && strlen(alt) == got && !memcmp(alt, le, got)),
-                  "bucket %d has %.*s, want %s", h.nb, (int)got, le, want);
+            size_t n = fp_format_value(num, bounds[h.nb]);
+            size_t got = (size_t)(q - (s.labels + 4));
+            CHECK(got == n && !memcmp(s.labels + 4, num, n), "bucket %d has le=%.*s, want %.*s", h.nb, (int)got,
+                  s.labels + 4, (int)n, num);
             CHECK(s.value >= h.prev, "cumulative bucket decreased: %.17g after %.17g", s.value, h.prev);
             CHECK(s.value == floor(s.value), "fractional bucket count %.17g", s.value);
             h.prev = s.value;
@@ -509,33 +503,35 @@ static long check_render(rstate *st, const char *p, size_t len, int om)
             check_monotonic(st, "s", &s);
         } else if (name_is(&s, "payload_bytes_sum") || name_is(&s, "temperature_celsius")) {
             /* value range checked above */
-        } else if (om && s.name_len > 8 && !memcmp(s.name + s.name_len - 8, "_created", 8)) {
+        } else if (s.name_len > 8 && !memcmp(s.name + s.name_len - 8, "_created", 8)) {
             CHECK(s.value > 1e9, "bad _created %.17g", s.value);
         } else {
             CHECK(0, "unexpected sample %.*s", (int)s.name_len, s.name);
         }
-        /* Integral values carry ".0" in OpenMetrics and never in text. */
-        if (s.value == floor(s.value) && s.value < 1e6) {
-            int has_dot = memchr(s.vtext, '.', s.vlen) != NULL;
-            int intcount = name_is(&s, "latency_seconds_bucket") || name_is(&s, "latency_seconds_count") ||
-                           name_is(&s, "payload_bytes_count");
-            CHECK(om ? (has_dot != intcount) : !has_dot, "integral value formatting: %.*s", (int)s.vlen, s.vtext);
-        }
+        /* Every value as floatToGoString writes it: with a point or an exponent. */
+        CHECK(memchr(s.vtext, '.', s.vlen) || memchr(s.vtext, 'e', s.vlen), "value formatting: %.*s", (int)s.vlen,
+              s.vtext);
     }
-    CHECK(help_lines == 4 && type_lines == 4, "%d HELP and %d TYPE lines", help_lines, type_lines);
+    /* Text: the counter's, histogram's and summary's _created are gauge
+     * families of their own. */
+    int want_meta = om ? 4 : 7;
+    CHECK(help_lines == want_meta && type_lines == want_meta, "%d HELP and %d TYPE lines", help_lines, type_lines);
     CHECK(!h.want_count && !h.want_sum && h.nb == 0, "histogram cut short");
     return series_lines;
 }
 
 static void render_all(fp_buf *b, int om)
 {
+    fp_buf side;
+    fp_buf_init(&side);
     b->len = 0;
     void *tok = fp_locale_c();
     uint32_t n = fp_family_count(&store);
     for (uint32_t f = 0; f < n; f++) {
-        int rc = fp_render_family(b, &store, f, om);
+        int rc = fp_render_family(b, &side, &store, f, om, FP_ESC_UNDERSCORES);
         CHECK(rc == FP_OK, "fp_render_family(%u) = %d", f, rc);
     }
+    fp_buf_free(&side);
     fp_locale_restore(tok);
     CHECK(!b->oom, "render ran out of memory");
 }
@@ -654,10 +650,6 @@ static void check_totals(void)
         fp_series *se = get2(fam_counter, "GET", codes[c], 0);
         if (!se)
             continue;
-        uint64_t ip = fp_load(&se->cells[0]);
-        double fpart = fp_loadd(&se->cells[1]);
-        CHECK(ip == (uint64_t)(w * (double)iters / NCODES), "GET/%d int part %llu", c, (unsigned long long)ip);
-        CHECK(fpart == w * (double)iters / NCODES * 0.5, "GET/%d float part %.17g", c, fpart);
         CHECK(fp_counter_value(se) == w * (double)iters / NCODES * 1.5, "GET/%d value %.17g", c, fp_counter_value(se));
         CHECK(in_list(fam_counter, se), "GET/%d not in the family list", c);
         CHECK(check_exemplar(se, 0, 0) == 1, "GET/%d has no exemplar", c);
@@ -670,8 +662,8 @@ static void check_totals(void)
         snprintf(b, sizeof b, "g%ld", k);
         fp_series *se = get2(fam_counter, "race", b, 0);
         if (se) {
-            race_total += fp_load(&se->cells[0]);
-            CHECK(fp_load(&se->cells[0]) > 0 && in_list(fam_counter, se), "race/%s", b);
+            race_total += (uint64_t)fp_counter_value(se);
+            CHECK(fp_counter_value(se) > 0 && in_list(fam_counter, se), "race/%s", b);
         }
     }
     {
@@ -688,12 +680,9 @@ static void check_totals(void)
         fp_series *se = get2(fam_counter, "new", b, 0);
         if (!se)
             continue;
-        if (fp_load(&se->cells[0]) != 2 * NWRITERS || fp_loadd(&se->cells[1]) != 0.25 * NWRITERS ||
-            !in_list(fam_counter, se)) {
+        if (fp_counter_value(se) != 2.25 * NWRITERS || !in_list(fam_counter, se)) {
             if (bad_new++ < 5)
-                CHECK(0, "new/%s: int %llu float %.17g (want %d, %g)", b,
-                      (unsigned long long)fp_load(&se->cells[0]), fp_loadd(&se->cells[1]), 2 * NWRITERS,
-                      0.25 * NWRITERS);
+                CHECK(0, "new/%s: %.17g (want %g)", b, fp_counter_value(se), 2.25 * NWRITERS);
         }
     }
     CHECK(bad_new == 0, "%ld concurrently created series have wrong totals", bad_new);
@@ -703,7 +692,7 @@ static void check_totals(void)
         for (long k = 0; k < ownkeys; k++) {
             snprintf(b, sizeof b, "n%ld", k);
             fp_series *se = get2(fam_counter, a, b, 0);
-            if (se && (fp_load(&se->cells[0]) != 16 || fp_loadd(&se->cells[1]) != 8.0))
+            if (se && fp_counter_value(se) != 24.0)
                 bad_own++;
         }
     }
@@ -767,28 +756,26 @@ static void check_totals(void)
         memset(&st, 0, sizeof st);
         render_all(&buf, om);
         check_render(&st, buf.p, buf.len, om);
-        double v = line_value(buf.p, buf.len, "requests_total{method=\"GET\",code=\"we\\\"ird\\\\va\\nlue\"}");
+        double v = line_value(buf.p, buf.len, "requests_total{code=\"we\\\"ird\\\\va\\nlue\",method=\"GET\"}");
         CHECK(v == w * (double)iters / NCODES * 1.5, "rendered escaped counter %.17g", v);
-        v = line_value(buf.p, buf.len, "requests_total{method=\"new\",code=\"k0\"}");
+        v = line_value(buf.p, buf.len, "requests_total{code=\"k0\",method=\"new\"}");
         CHECK(v == 2.25 * NWRITERS, "rendered new counter %.17g", v);
         v = line_value(buf.p, buf.len, "temperature_celsius");
         CHECK(v == w * (double)iters * 0.75, "rendered gauge %.17g", v);
         v = line_value(buf.p, buf.len, "latency_seconds_count{path=\"/a\"}");
         CHECK(v == (double)(NWRITERS * iters / 2), "rendered histogram count %.17g", v);
-        v = line_value(buf.p, buf.len, "latency_seconds_bucket{path=\"/b\",le=\"1.0\"}");
-        if (isnan(v) && !om)
-            v = line_value(buf.p, buf.len, "latency_seconds_bucket{path=\"/b\",le=\"1\"}");
+        v = line_value(buf.p, buf.len, "latency_seconds_bucket{le=\"1.0\",path=\"/b\"}");
         CHECK(v == (double)(NWRITERS * iters / 10 * 3), "rendered le=1 bucket %.17g", v);
         v = line_value(buf.p, buf.len, "payload_bytes_sum{kind=\"large\"}");
         CHECK(v == w * (double)iters / 2 * 1.5, "rendered summary sum %.17g", v);
-        /* HELP and TYPE per family, UNIT for the three with a unit (OM);
-         * samples per series: counter 1 (+1 _created), gauge 1, histogram
-         * 5 buckets + _count + _sum (+1), summary 2 (+1). */
+        /* HELP and TYPE per family, UNIT for the three with a unit (OM),
+         * HELP and TYPE of the three _created families (text); samples per
+         * series: counter 1 + _created, gauge 1, histogram 5 buckets +
+         * _count + _sum + _created, summary 2 + _created. */
         long lines = 0;
         for (size_t i = 0; i < buf.len; i++)
             lines += buf.p[i] == '\n';
-        long want_lines = 8 + (om ? 3 : 0) /* help, type, unit */ + want_counter * (om ? 2 : 1) + 1 +
-                          2 * (om ? 8 : 7) + 2 * (om ? 3 : 2);
+        long want_lines = 8 + (om ? 3 : 6) + want_counter * 2 + 1 + 2 * 8 + 2 * 3;
         CHECK(lines == want_lines, "%s render has %ld lines, want %ld", om ? "OpenMetrics" : "text", lines,
               want_lines);
     }
@@ -797,53 +784,52 @@ static void check_totals(void)
 
 /* ---- float formatting ---------------------------------------------- */
 
+/* Python's repr() and prometheus_client's floatToGoString() of each value,
+ * as Python itself printed them when this table was made. */
 static const struct {
     double v;
-    const char *g, *om;
+    const char *repr, *value;
 } float_table[] = {
-    {1.0, "1", "1.0"},
+    {1.0, "1.0", "1.0"},
     {0.1, "0.1", "0.1"},
-    {1e6, "1e+06", "1e+06"},
-    {123456.0, "123456", "123456.0"},
-    {1234567.0, "1.234567e+06", "1.234567e+06"},
+    {1e6, "1000000.0", "1e+06"},
+    {123456.0, "123456.0", "123456.0"},
+    {1234567.0, "1234567.0", "1.234567e+06"},
     {1e-05, "1e-05", "1e-05"},
     {0.0001, "0.0001", "0.0001"},
     {1.5e300, "1.5e+300", "1.5e+300"},
     {5e-324, "5e-324", "5e-324"},
     {0.30000000000000004, "0.30000000000000004", "0.30000000000000004"},
     {-2.5, "-2.5", "-2.5"},
-    {100.0, "100", "100.0"},
+    {100.0, "100.0", "100.0"},
     {1e21, "1e+21", "1e+21"},
-    {9007199254740992.0, "9.007199254740992e+15", "9.007199254740992e+15"}, /* 2^53 */
-    {0.0, "0", "0.0"},
-    {-0.0, "0", "0.0"}, /* expfmt writes "0" for any zero */
-    {-1.0, "-1", "-1.0"},
-    {1e15, "1e+15", "1e+15"},
-    {1000000000000001.0, "1.000000000000001e+15", "1.000000000000001e+15"},
-    {999999.0, "999999", "999999.0"},
-    {100000.0, "100000", "100000.0"},
+    {9007199254740992.0, "9007199254740992.0", "9.007199254740992e+15"},
+    {0.0, "0.0", "0.0"},
+    {-0.0, "-0.0", "-0.0"},
+    {-1.0, "-1.0", "-1.0"},
+    {1e15, "1000000000000000.0", "1e+15"},
+    {1000000000000001.0, "1000000000000001.0", "1.000000000000001e+15"},
+    {999999.0, "999999.0", "999999.0"},
+    {100000.0, "100000.0", "100000.0"},
     {0.5, "0.5", "0.5"},
     {0.00015000000000000001, "0.00015000000000000001", "0.00015000000000000001"},
     {0.00012, "0.00012", "0.00012"},
     {1.2345678901234568e+17, "1.2345678901234568e+17", "1.2345678901234568e+17"},
     {1.7976931348623157e+308, "1.7976931348623157e+308", "1.7976931348623157e+308"},
-    {2.2250738585072014e-308, "2.2250738585072014e-308", "2.2250738585072014e-308"}, /* DBL_MIN */
-    /* Subnormals: fewer than 15 significant digits can be the shortest. */
+    {2.2250738585072014e-308, "2.2250738585072014e-308", "2.2250738585072014e-308"},
     {1e-323, "1e-323", "1e-323"},
     {2.5e-322, "2.5e-322", "2.5e-322"},
     {4.4e-322, "4.4e-322", "4.4e-322"},
     {1.265e-321, "1.265e-321", "1.265e-321"},
     {8.691694759794e-311, "8.691694759794e-311", "8.691694759794e-311"},
-    /* Powers of two, whose gap below is half the gap above: the nearest
-     * 16-digit decimal can miss while the one above reads back. */
-    {7.120236347223045e-307, "7.120236347223045e-307", "7.120236347223045e-307"}, /* 2^-1017 */
-    {3.645561009778199e-304, "3.645561009778199e-304", "3.645561009778199e-304"}, /* 2^-1008 */
-    {8.209073602596753e-289, "8.209073602596753e-289", "8.209073602596753e-289"}, /* 2^-957 */
-    {-1.1282464849155185e-277, "-1.1282464849155185e-277", "-1.1282464849155185e-277"}, /* -2^-920 */
-    {1.4916681462400413e-154, "1.4916681462400413e-154", "1.4916681462400413e-154"}, /* 2^-511 */
+    {7.120236347223045e-307, "7.120236347223045e-307", "7.120236347223045e-307"},
+    {3.645561009778199e-304, "3.645561009778199e-304", "3.645561009778199e-304"},
+    {8.209073602596753e-289, "8.209073602596753e-289", "8.209073602596753e-289"},
+    {-1.1282464849155185e-277, "-1.1282464849155185e-277", "-1.1282464849155185e-277"},
+    {1.4916681462400413e-154, "1.4916681462400413e-154", "1.4916681462400413e-154"},
     {1e23, "1e+23", "1e+23"},
-    {9.223372036854776e+18, "9.223372036854776e+18", "9.223372036854776e+18"}, /* 2^63 */
-    {1.8446744073709552e+19, "1.8446744073709552e+19", "1.8446744073709552e+19"}, /* 2^64 */
+    {9.223372036854776e+18, "9.223372036854776e+18", "9.223372036854776e+18"},
+    {1.8446744073709552e+19, "1.8446744073709552e+19", "1.8446744073709552e+19"},
     {0.3333333333333333, "0.3333333333333333", "0.3333333333333333"},
     {-1e-300, "-1e-300", "-1e-300"},
     {3.14159, "3.14159", "3.14159"},
@@ -852,8 +838,15 @@ static const struct {
     {1e100, "1e+100", "1e+100"},
     {0.001, "0.001", "0.001"},
     {1e-07, "1e-07", "1e-07"},
-    {65536.0, "65536", "65536.0"},
-    {4294967296.0, "4.294967296e+09", "4.294967296e+09"},
+    {65536.0, "65536.0", "65536.0"},
+    {4294967296.0, "4294967296.0", "4.294967296e+09"},
+    {1e+16, "1e+16", "1e+16"},
+    {1234567890123456.0, "1234567890123456.0", "1.234567890123456e+15"},
+    {12345678.0, "12345678.0", "1.2345678e+07"},
+    {1000000000000000.5, "1000000000000000.5", "1.0000000000000005e+15"},
+    {1700000000.5, "1700000000.5", "1.7000000005e+09"},
+    {123456.789, "123456.789", "123456.789"},
+    {-1234567.0, "-1234567.0", "-1234567.0"},
 };
 
 static void check_floats(void)
@@ -861,28 +854,29 @@ static void check_floats(void)
     void *tok = fp_locale_c();
     char out[40];
     for (size_t i = 0; i < sizeof float_table / sizeof float_table[0]; i++) {
-        for (int om = 0; om <= 1; om++) {
-            const char *want = om ? float_table[i].om : float_table[i].g;
-            size_t n = fp_format_float(out, float_table[i].v, om);
-            out[n] = '\0';
-            CHECK(n < 32 && !strcmp(out, want), "fp_format_float(%.17g, %d) = \"%s\", want \"%s\"",
-                  float_table[i].v, om, out, want);
-        }
+        size_t n = fp_format_repr(out, float_table[i].v);
+        out[n] = '\0';
+        CHECK(n < 32 && !strcmp(out, float_table[i].repr), "fp_format_repr(%.17g) = \"%s\", want \"%s\"",
+              float_table[i].v, out, float_table[i].repr);
+        n = fp_format_value(out, float_table[i].v);
+        out[n] = '\0';
+        CHECK(n < 32 && !strcmp(out, float_table[i].value), "fp_format_value(%.17g) = \"%s\", want \"%s\"",
+              float_table[i].v, out, float_table[i].value);
     }
     static const struct {
         double v;
         const char *s;
     } special[] = {{NAN, "NaN"}, {INFINITY, "+Inf"}, {-INFINITY, "-Inf"}};
-    for (size_t i = 0; i < 3; i++)
-        for (int om = 0; om <= 1; om++) {
-            size_t n = fp_format_float(out, special[i].v, om);
-            out[n] = '\0';
-            CHECK(!strcmp(out, special[i].s), "fp_format_float(%s, %d) = \"%s\"", special[i].s, om, out);
-        }
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = fp_format_value(out, special[i].v);
+        out[n] = '\0';
+        CHECK(!strcmp(out, special[i].s), "fp_format_value(%s) = \"%s\"", special[i].s, out);
+    }
 
     /* Random bit patterns (a fixed xorshift sequence) and powers of two:
-     * the output reads back as the same double, fits 32 bytes, and has
-     * the OpenMetrics ".0" exactly when it has neither '.' nor 'e'. */
+     * the output reads back as the same double, fits 32 bytes, and has a
+     * point or an exponent, as Python's repr() always does.  (The Python
+     * tests compare with repr() and floatToGoString() themselves.) */
     uint64_t x = 0x9e3779b97f4a7c15ULL;
     long bad = 0;
     for (long i = 0; i < 20000 + 2 * 2098; i++) {
@@ -898,18 +892,17 @@ static void check_floats(void)
         }
         if (isnan(v) || isinf(v))
             continue;
-        size_t n = fp_format_float(out, v, 0);
-        out[n] = '\0';
-        char *e;
-        double back = strtod(out, &e);
-        int ok = n < 32 && *e == '\0' && (back == v || (v == 0 && back == 0));
-        char om[40];
-        size_t m = fp_format_float(om, v, 1);
-        om[m] = '\0';
-        int plain = !strchr(out, '.') && !strchr(out, 'e');
-        ok = ok && m < 32 && (plain ? (m == n + 2 && !memcmp(om, out, n) && !strcmp(om + n, ".0")) : !strcmp(om, out));
+        int ok = 1;
+        for (int k = 0; k < 2; k++) {
+            size_t n = k ? fp_format_value(out, v) : fp_format_repr(out, v);
+            out[n] = '\0';
+            char *e;
+            double back = strtod(out, &e);
+            ok = ok && n < 32 && *e == '\0' && (back == v || (v == 0 && back == 0)) &&
+                 (strchr(out, '.') || strchr(out, 'e'));
+        }
         if (!ok && bad++ < 5)
-            CHECK(0, "fp_format_float(%a) = \"%s\" / \"%s\"", v, out, om);
+            CHECK(0, "formatting %a gave \"%s\"", v, out);
     }
     CHECK(bad == 0, "%ld doubles formatted wrongly", bad);
     fp_locale_restore(tok);

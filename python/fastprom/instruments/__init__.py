@@ -1,6 +1,7 @@
 """The metric types, one module each, with prometheus_client's names and
 behaviour.  Counter, Gauge, Histogram and Summary subclass C types from
 ``_core``: their updates and ``labels()`` run entirely in C."""
+from ._base import disable_created_metrics, enable_created_metrics
 from .counter import Counter
 from .enum import Enum
 from .gauge import Gauge
@@ -8,4 +9,5 @@ from .histogram import DEFAULT_BUCKETS, Histogram
 from .info import Info
 from .summary import Summary
 
-__all__ = ["Counter", "Gauge", "Histogram", "Summary", "Info", "Enum", "DEFAULT_BUCKETS"]
+__all__ = ["Counter", "Gauge", "Histogram", "Summary", "Info", "Enum", "DEFAULT_BUCKETS",
+           "disable_created_metrics", "enable_created_metrics"]

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
+from .. import _core
+from ..bridge import is_prometheus_client_registry, registry_for
 from ..errors import InvalidMetricError
 from ..metrics_core import LABEL_NAME_RE, METRIC_NAME_RE, Metric
 from ..registry import CollectorRegistry
@@ -17,6 +20,32 @@ from ..samples import Exemplar, Sample
 INF = float("inf")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+def _fastprom_registry(registry: Any) -> Optional[CollectorRegistry]:
+    """The fastprom registry for a ``registry=`` argument: itself, or the
+    one standing for a prometheus_client registry."""
+    if registry is not None and not isinstance(registry, CollectorRegistry) and is_prometheus_client_registry(registry):
+        return registry_for(registry)
+    return registry
+
+
+def _created_from_environment() -> bool:
+    """False when PROMETHEUS_DISABLE_CREATED_SERIES says so, as prometheus_client reads it."""
+    return os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() not in ("true", "1", "t")
+
+
+def disable_created_metrics() -> None:
+    """Leaves the ``_created`` samples out of every metric's output (all views)."""
+    _core.set_created(False)
+
+
+def enable_created_metrics() -> None:
+    """Shows the ``_created`` samples of counters, histograms and summaries (the default)."""
+    _core.set_created(True)
+
+
+# Read once, when the metric types are first imported, as prometheus_client does.
+_core.set_created(_created_from_environment())
 
 _unregistered: Optional[CollectorRegistry] = None
 _unregistered_lock = threading.Lock()
@@ -36,6 +65,10 @@ def _full_name(name: str, namespace: str, subsystem: str, unit: str, what: str) 
     if not isinstance(name, str) or not name:
         raise InvalidMetricError(f"{what} name must be a non-empty str, got {name!r}")
     full = "_".join(p for p in (namespace, subsystem, name) if p)
+    # As prometheus_client builds it: a counter's _total goes first, then
+    # the unit is added (so unit="total" gives requests_total_total).
+    if what == "counter" and full.endswith("_total"):
+        full = full[:-6]
     if unit:
         if not LABEL_NAME_RE.match(unit):
             raise InvalidMetricError(f"{full}: invalid unit {unit!r}")
@@ -147,12 +180,11 @@ class StoreMetric:
                subsystem: str, unit: str, registry: Optional[CollectorRegistry],
                buckets: Optional[Tuple[float, ...]] = None, **spec: Any) -> None:
         full = _full_name(name, namespace, subsystem, unit, self._type)
-        if self._type == "counter" and full.endswith("_total"):
-            full = full[:-6]
         self._name = full
         self._documentation = _check_doc(full, documentation)
         self._labelnames = _check_labelnames(full, labelnames, self._reserved_labels)
         self._unit = unit
+        registry = _fastprom_registry(registry)
         target = registry if registry is not None else _unregistered_registry()
         if registry is not None:
             registry._check_free(self._names())

@@ -9,7 +9,7 @@ from ..errors import InvalidMetricError
 from ..metrics_core import Metric
 from ..multiprocess import track_per_process
 from ..registry import REGISTRY, CollectorRegistry
-from ._base import StoreMetric, _Around, _Timer
+from ._base import StoreMetric, _Around, _fastprom_registry, _Timer
 
 
 class Gauge(_core.GaugeBase, StoreMetric):
@@ -31,6 +31,7 @@ class Gauge(_core.GaugeBase, StoreMetric):
             raise InvalidMetricError(f"{name}: invalid multiprocess_mode {multiprocess_mode!r}; "
                                      f"one of {self._MODES}")
         self._multiprocess_mode = multiprocess_mode
+        registry = _fastprom_registry(registry)
         self._registry = registry
         # Shared with the children (they share this object's attributes):
         # the functions of set_function, by label values, and their parent.

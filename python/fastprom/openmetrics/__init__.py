@@ -1,0 +1,1 @@
+"""OpenMetrics output, at prometheus_client's import path."""
