@@ -1,38 +1,76 @@
 """Interoperation with prometheus_client (an optional dependency).
 
-- :func:`expose_to_prometheus_client` makes a prometheus_client registry
-  (its ``REGISTRY`` by default) see fastprom's metrics, so its
-  ``generate_latest``, ``start_http_server`` and ``get_sample_value`` work.
-- :class:`PrometheusClientCollector` adds a prometheus_client registry's
-  metrics to a fastprom scrape.
-- :func:`registry_for` gives the fastprom registry that stands for a
-  prometheus_client registry passed as ``registry=``.
+When prometheus_client is installed, fastprom's ``REGISTRY`` is backed by
+``prometheus_client.REGISTRY`` (see :mod:`fastprom.registry`): one registry,
+seen the same way by both libraries.  This module covers the rest:
 
-A family present in both is shown once, fastprom's copy winning (both
-libraries register process, platform and GC collectors by default).
+- :func:`registry_for` gives the fastprom registry that stands for a
+  prometheus_client registry passed as ``registry=`` (backed by it, so both
+  see the same collectors);
+- :func:`as_fastprom_registry` turns whatever a ``generate_latest`` caller
+  passes (a fastprom or prometheus_client registry, or any object with
+  ``collect()``) into something fastprom renders;
+- :func:`expose_to_prometheus_client` makes a prometheus_client registry see
+  a stand-alone fastprom registry's metrics.
 """
 from __future__ import annotations
 
-import contextvars
 import threading
 import weakref
-from typing import Any, Iterator, List, Set
+from typing import Any, Iterable, Iterator, List
 
+from . import _core
 from .metrics_core import Metric
-from .registry import REGISTRY, CollectorRegistry
+from .registry import REGISTRY, CollectorRegistry, RestrictedRegistry, escaping_scheme
 
-# Set while fastprom itself collects from a prometheus_client registry, so
-# that the collector it registered there yields nothing (no sample twice,
-# no wasted work).
-_in_fastprom_scrape: contextvars.ContextVar[bool] = contextvars.ContextVar("fastprom_scrape", default=False)
 _lock = threading.Lock()
 _for_pc: "weakref.WeakKeyDictionary[Any, CollectorRegistry]" = weakref.WeakKeyDictionary()
 
 
-def _family_names(metric: Any) -> Set[str]:
-    names = {metric.name}
-    names.update(s.name for s in metric.samples)
-    return names
+def is_prometheus_client_registry(obj: Any) -> bool:
+    """True for a prometheus_client CollectorRegistry (without importing it needlessly)."""
+    return type(obj).__module__.startswith("prometheus_client") and hasattr(obj, "_collector_to_names")
+
+
+def registry_for(pc_registry: Any) -> CollectorRegistry:
+    """The fastprom registry whose bookkeeping is ``pc_registry``'s: metrics
+    created with it are registered there, and it renders everything
+    registered there."""
+    if pc_registry is REGISTRY._backing:
+        return REGISTRY
+    with _lock:
+        reg = _for_pc.get(pc_registry)
+        if reg is None:
+            reg = CollectorRegistry(auto_describe=getattr(pc_registry, "_auto_describe", False))
+            reg._back_with(pc_registry)
+            _for_pc[pc_registry] = reg
+    return reg
+
+
+class _CollectorView:
+    """Renders any object with ``collect()`` through fastprom's writers."""
+
+    def __init__(self, collector: Any) -> None:
+        self._collector = collector
+
+    def collect(self) -> Iterable[Any]:
+        return self._collector.collect()
+
+    def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores") -> bytes:
+        view = _core.VIEW_OPENMETRICS if openmetrics else _core.VIEW_TEXT
+        items: List[object] = list(self._collector.collect())
+        for c in extra:
+            items.extend(c.collect())  # type: ignore[attr-defined]
+        return _core.render(items, view, escaping_scheme(escaping))
+
+
+def as_fastprom_registry(registry: Any) -> Any:
+    """Something with fastprom's ``render()`` for a registry argument."""
+    if isinstance(registry, (CollectorRegistry, RestrictedRegistry)):
+        return registry
+    if is_prometheus_client_registry(registry):
+        return registry_for(registry)
+    return _CollectorView(registry)
 
 
 class FastpromCollector:
@@ -46,22 +84,24 @@ class FastpromCollector:
         # Names are not reserved in the target: families it has itself win.
         return []
 
-    def collect(self) -> Iterator[Any]:
-        if _in_fastprom_scrape.get():
-            return
+    def collect(self) -> Iterator[Metric]:
         taken = set(getattr(self._target, "_names_to_collectors", {}))
         for metric in self._registry.collect():
-            if not (_family_names(metric) & taken):
+            names = {metric.name} | {s.name for s in metric.samples}
+            if not names & taken:
                 yield metric
 
 
 def expose_to_prometheus_client(registry: CollectorRegistry = REGISTRY, target: Any = None) -> None:
-    """Registers ``registry``'s metrics in a prometheus_client registry
-    (default: ``prometheus_client.REGISTRY``).  Calling it again is a no-op."""
+    """Makes a prometheus_client registry (default: its ``REGISTRY``) show a
+    fastprom registry's metrics.  A registry backed by ``target`` is in it
+    already; calling it again is a no-op."""
     if target is None:
         import prometheus_client
 
         target = prometheus_client.REGISTRY
+    if registry._backing is target:
+        return
     with _lock:
         mine = getattr(target, "_fastprom_bridges", None)
         if mine is None:
@@ -73,42 +113,6 @@ def expose_to_prometheus_client(registry: CollectorRegistry = REGISTRY, target: 
         mine.add(id(registry))
 
 
-class PrometheusClientCollector:
-    """A fastprom collector yielding a prometheus_client registry's families,
-    leaving out the ones the fastprom registry has itself."""
-
-    def __init__(self, source: Any, registry: CollectorRegistry) -> None:
-        self._source = source
-        self._registry = registry
-
-    def collect(self) -> Iterator[Metric]:
-        taken = set(self._registry._names)
-        token = _in_fastprom_scrape.set(True)
-        try:
-            families = list(self._source.collect())
-        finally:
-            _in_fastprom_scrape.reset(token)
-        for metric in families:
-            if not (_family_names(metric) & taken):
-                yield metric
-
-
-def registry_for(pc_registry: Any) -> CollectorRegistry:
-    """The fastprom registry holding metrics created with ``registry=pc_registry``;
-    they show in ``pc_registry``'s output through a bridge collector."""
-    with _lock:
-        reg = _for_pc.get(pc_registry)
-        if reg is None:
-            reg = _for_pc[pc_registry] = CollectorRegistry()
-    expose_to_prometheus_client(reg, pc_registry)
-    return reg
-
-
-def is_prometheus_client_registry(obj: Any) -> bool:
-    """True for a prometheus_client CollectorRegistry (without importing it needlessly)."""
-    return type(obj).__module__.startswith("prometheus_client") and hasattr(obj, "register")
-
-
 def prometheus_client_default_registry() -> Any:
     """prometheus_client.REGISTRY if prometheus_client is installed, else None."""
     try:
@@ -116,3 +120,22 @@ def prometheus_client_default_registry() -> Any:
     except ImportError:
         return None
     return prometheus_client.REGISTRY
+
+
+class PrometheusClientCollector:
+    """A fastprom collector yielding a prometheus_client registry's families,
+    leaving out those of the fastprom registry itself (nothing at all when
+    the fastprom registry is backed by that registry: it has them already)."""
+
+    def __init__(self, source: Any, registry: CollectorRegistry) -> None:
+        self._source = source
+        self._registry = registry
+
+    def collect(self) -> Iterator[Any]:
+        if self._registry._backing is self._source:
+            return
+        taken = set(self._registry._names_to_collectors)
+        for metric in self._source.collect():
+            names = {metric.name} | {s.name for s in metric.samples}
+            if not names & taken:
+                yield metric

@@ -9,6 +9,7 @@ import sys
 from typing import Callable, Dict, Iterable, List, Optional
 
 from .metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from .errors import DuplicateTimeseries
 from .registry import REGISTRY, CollectorRegistry
 
 
@@ -155,6 +156,22 @@ class GCCollector:
         return [collected, uncollectable, collections]
 
 
-PROCESS_COLLECTOR = ProcessCollector()
-PLATFORM_COLLECTOR = PlatformCollector()
-GC_COLLECTOR = GCCollector()
+def _default(collector: object) -> None:
+    """Registers a default collector in REGISTRY unless its names are taken:
+    when REGISTRY is prometheus_client's, its own default collectors (the
+    same metrics) are there already and stay."""
+    try:
+        REGISTRY.register(collector)
+    except DuplicateTimeseries:
+        pass
+
+
+PROCESS_COLLECTOR = ProcessCollector(registry=None)
+PLATFORM_COLLECTOR = PlatformCollector(registry=None)
+GC_COLLECTOR = GCCollector(registry=None)
+for _c in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    _default(_c)
+del _c
+# With a shared store, process metrics come from every worker: this one.
+PROCESS_COLLECTOR._registry = REGISTRY
+REGISTRY._shared_process_collector = PROCESS_COLLECTOR

@@ -3,6 +3,8 @@
 Every error about bad input is a :class:`ValueError` subclass, as in
 prometheus_client, so ``except ValueError`` keeps working after switching.
 """
+from typing import Set
+
 from ._core import StoreFileError, StoreFullError
 
 
@@ -11,7 +13,12 @@ class InvalidMetricError(ValueError):
 
 
 class DuplicateTimeseries(ValueError):
-    """A collector's time series are already registered in the registry."""
+    """A collector's time series are already registered in the registry;
+    ``duplicates`` holds their names (prometheus_client's message and field)."""
+
+    def __init__(self, duplicates: Set[str]) -> None:
+        super().__init__(f"Duplicated timeseries in CollectorRegistry: {duplicates}")
+        self.duplicates: Set[str] = duplicates
 
 
 __all__ = ["InvalidMetricError", "DuplicateTimeseries", "StoreFullError", "StoreFileError"]

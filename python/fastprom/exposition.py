@@ -2,25 +2,45 @@
 from __future__ import annotations
 
 import gzip
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+import os
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from wsgiref.simple_server import WSGIServer
 
+from . import _push, _serve
+from ._push import (CompressionType, basic_auth_handler, default_handler, instance_ip_grouping_key,
+                    passthrough_redirect_handler, tls_auth_handler)
+from ._serve import SupportsCollect, ThreadingWSGIServer
 from .registry import REGISTRY, CollectorRegistry
 
-CONTENT_TYPE_LATEST = "text/plain; version=0.0.4; charset=utf-8"
-"""Content type of the Prometheus text format 0.0.4."""
-CONTENT_TYPE_PLAIN = CONTENT_TYPE_LATEST
+CONTENT_TYPE_PLAIN_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
+"""Content type of the Prometheus text format 0.0.4 (the one served when the scraper asks for no other)."""
+CONTENT_TYPE_PLAIN_1_0_0 = "text/plain; version=1.0.0; charset=utf-8"
+"""Content type of the Prometheus text format 1.0.0."""
+CONTENT_TYPE_LATEST = CONTENT_TYPE_PLAIN_1_0_0
+"""The latest text format's content type, as prometheus_client defines it."""
+CONTENT_TYPE_PLAIN = CONTENT_TYPE_PLAIN_0_0_4
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 """Content type of OpenMetrics 1.0.0."""
 
 
-def generate_latest(registry: CollectorRegistry = REGISTRY) -> bytes:
-    """The registry in the Prometheus text format 0.0.4."""
-    return registry.render(False)
+def generate_latest(registry: Any = REGISTRY, escaping: str = "underscores") -> bytes:
+    """The registry in the Prometheus text format, byte for byte as
+    prometheus_client writes it; names outside the legacy character set
+    written by the ``escaping`` scheme.  ``registry`` may be a fastprom or a
+    prometheus_client registry, or any object with ``collect()``."""
+    from .bridge import as_fastprom_registry
+
+    return as_fastprom_registry(registry).render(False, escaping=escaping)
 
 
-def generate_openmetrics(registry: CollectorRegistry = REGISTRY) -> bytes:
+def generate_openmetrics(registry: Any = REGISTRY, escaping: str = "underscores") -> bytes:
     """The registry in OpenMetrics 1.0.0, ending with ``# EOF``."""
-    return registry.render(True)
+    from .bridge import as_fastprom_registry
+
+    return as_fastprom_registry(registry).render(True, escaping=escaping)
 
 
 def _media_ranges(header: str) -> List[Tuple[str, Dict[str, str], float, int]]:
@@ -49,33 +69,45 @@ def _media_ranges(header: str) -> List[Tuple[str, Dict[str, str], float, int]]:
     return out
 
 
-def choose_format(accept: Optional[str]) -> bool:
-    """True when the Accept header prefers OpenMetrics 1.0.0 over the text format.
+_SCHEMES = ("allow-utf-8", "underscores", "dots", "values")
 
-    Media ranges are weighed by their q-values; on a tie the earlier one
-    wins.  ``application/openmetrics-text`` counts only without a version or
-    with version 1.0.0; anything that matches neither format (or no header)
-    gets the text format.
-    """
-    if not accept:
-        return False
-    best_q, best_pos, best_om = 0.0, 1 << 30, False
-    for kind, params, q, pos in _media_ranges(accept):
+
+def _choice(accept: Optional[str]) -> Tuple[bool, str, str]:
+    """(OpenMetrics?, response Content-Type, escaping scheme) for an Accept
+    header.  Media ranges are weighed by their q-values; on a tie the
+    earlier one wins.  ``application/openmetrics-text`` counts only without
+    a version or with version 1.0.0; anything that matches neither format
+    (or no header) gets the text format 0.0.4.  The Content-Type of an
+    OpenMetrics response to a versioned request names the version and the
+    escaping scheme, as prometheus_client's does."""
+    best_q, best_pos, best = 0.0, 1 << 30, (False, CONTENT_TYPE_PLAIN_0_0_4, "underscores")
+    for kind, params, q, pos in _media_ranges(accept or ""):
         if q <= 0:
             continue
         if kind == "application/openmetrics-text":
-            if params.get("version", "1.0.0") != "1.0.0":
+            version = params.get("version", "")
+            if version not in ("", "1.0.0"):
                 continue
-            om = True
+            escaping = params.get("escaping", "underscores")
+            escaping = escaping if escaping in _SCHEMES else "underscores"
+            ctype = (f"application/openmetrics-text; version={version}; charset=utf-8; escaping={escaping}"
+                     if version else OPENMETRICS_CONTENT_TYPE)
+            choice = (True, ctype, escaping if version else "underscores")
         elif kind in ("text/plain", "text/*", "*/*"):
             if kind == "text/plain" and params.get("version", "0.0.4") != "0.0.4":
                 continue
-            om = False
+            choice = (False, CONTENT_TYPE_PLAIN_0_0_4, "underscores")
         else:
             continue
         if q > best_q or (q == best_q and pos < best_pos):
-            best_q, best_pos, best_om = q, pos, om
-    return best_om
+            best_q, best_pos, best = q, pos, choice
+    return best
+
+
+def choose_format(accept: Optional[str]) -> bool:
+    """True when the Accept header prefers OpenMetrics 1.0.0 over the text
+    format (see ``negotiate``)."""
+    return _choice(accept)[0]
 
 
 def accepts_gzip(accept_encoding: Optional[str]) -> bool:
@@ -114,26 +146,200 @@ def negotiate(registry: CollectorRegistry = REGISTRY, accept: Optional[str] = No
     """Renders the registry in the format the ``Accept`` header asks for,
     gzip-compressed when ``Accept-Encoding`` allows it (and ``allow_gzip``).
     ``extra`` collectors are rendered after the registry's own."""
-    om = choose_format(accept)
-    body = registry.render(om, extra)
-    ctype = OPENMETRICS_CONTENT_TYPE if om else CONTENT_TYPE_LATEST
+    om, ctype, escaping = _choice(accept)
+    body = registry.render(om, extra, escaping=escaping)
     if allow_gzip and accepts_gzip(accept_encoding):
         return Exposition(gzip.compress(body, compresslevel=6, mtime=0), ctype, "gzip")
     return Exposition(body, ctype, None)
 
 
-def choose_encoder(accept_header: Optional[str]) -> Tuple[object, str]:
-    """prometheus_client-compatible: (render function, content type) for an Accept header."""
-    if choose_format(accept_header):
-        return generate_openmetrics, OPENMETRICS_CONTENT_TYPE
-    return generate_latest, CONTENT_TYPE_LATEST
+def _accept_param(tokens: List[str], key: str) -> str:
+    for tok in tokens:
+        k, sep, v = tok.strip().partition("=")
+        if sep and k == key:
+            return v
+    return ""
 
 
-def write_to_textfile(path: str, registry: CollectorRegistry = REGISTRY) -> None:
-    """Writes the text format atomically to ``path`` (for the node exporter's textfile collector)."""
-    import os
+def _version_tuple(version: str) -> Tuple[Any, ...]:
+    out: List[Any] = []
+    for part in version.split("."):
+        try:
+            out.append(int(part))
+        except ValueError:
+            out.append(part)
+    return tuple(out)
 
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(generate_latest(registry))
-    os.replace(tmp, path)
+
+def choose_encoder(accept_header: Optional[str]) -> Tuple[Callable[..., bytes], str]:
+    """prometheus_client's choice of (render function, content type) for an
+    Accept header: the first OpenMetrics or versioned text/plain media range
+    it knows, else the text format 0.0.4.  (``negotiate`` weighs q-values.)"""
+    import functools
+
+    schemes = ("allow-utf-8", "underscores", "dots", "values")
+    for accepted in (accept_header or "").split(","):
+        toks = accepted.split(";")
+        kind = toks[0].strip()
+        if kind not in ("application/openmetrics-text", "text/plain"):
+            continue
+        version = _accept_param(toks, "version")
+        escaping = _accept_param(toks, "escaping")
+        escaping = escaping if escaping in schemes else "underscores"
+        if kind == "application/openmetrics-text":
+            if not version:
+                return functools.partial(generate_openmetrics, escaping="underscores"), OPENMETRICS_CONTENT_TYPE
+            if _version_tuple(version) >= (1, 0, 0):
+                return (functools.partial(generate_openmetrics, escaping=escaping),
+                        f"application/openmetrics-text; version={version}; charset=utf-8; escaping={escaping}")
+        elif version and _version_tuple(version) >= (1, 0, 0):
+            return functools.partial(generate_latest, escaping=escaping), CONTENT_TYPE_LATEST + "; escaping=" + escaping
+    return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+
+
+def write_to_textfile(path: str, registry: SupportsCollect = REGISTRY, escaping: str = "allow-utf-8",
+                      tmpdir: Optional[str] = None) -> None:
+    """Writes the text format atomically to ``path`` (for the node
+    exporter's textfile collector, which reads files ending in ``.prom``).
+
+    The text goes to a temporary file first, in ``tmpdir`` if given (it
+    must be on the same filesystem as ``path``), else beside ``path``; then
+    replaces ``path`` in one rename, so a reader sees the old file or the
+    new one, never a part.  ``escaping`` is accepted for prometheus_client
+    compatibility; names are written as they are."""
+    body = _push_body(registry)()[0]
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory if tmpdir is None else tmpdir,
+                       f"{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# Serving and pushing: prometheus_client's endpoints, servers and
+# Pushgateway client, rendering with negotiate() above.
+
+def _scraper(registry: SupportsCollect, disable_compression: bool) -> _serve.Scrape:
+    """The scrape function of an endpoint serving ``registry``."""
+
+    def scrape(accept: Optional[str], accept_encoding: Optional[str], params: Dict[str, List[str]]) -> Exposition:
+        target = _serve.renderable(registry, params.get("name[]"))
+        return negotiate(target, accept, accept_encoding, not disable_compression)
+
+    return scrape
+
+
+def make_wsgi_app(registry: SupportsCollect = REGISTRY, disable_compression: bool = False) -> _serve.WSGIApp:
+    """A WSGI app serving ``registry``'s metrics on every path.
+
+    The format is the one the ``Accept`` header asks for, gzip-compressed
+    when ``Accept-Encoding`` allows it (unless ``disable_compression``);
+    ``?name[]=a&name[]=b`` limits the output to the samples with those
+    names.  OPTIONS is answered with the allowed methods, other methods but
+    GET with 405, and ``/favicon.ico`` with an empty page."""
+    return _serve.wsgi_app(_scraper(registry, disable_compression))
+
+
+def make_asgi_app(registry: SupportsCollect = REGISTRY, disable_compression: bool = False) -> _serve.ASGIApp:
+    """An ASGI app serving ``registry``'s metrics on every path, negotiated
+    as by :func:`make_wsgi_app`.  With FastAPI or Starlette:
+    ``app.mount("/metrics", make_asgi_app())``."""
+    return _serve.asgi_app(_scraper(registry, disable_compression))
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    """An ``http.server`` request handler whose GET serves the metrics of
+    its ``registry`` (``REGISTRY``; :meth:`factory` makes one for another),
+    negotiated as by :func:`make_wsgi_app`."""
+
+    registry: SupportsCollect = REGISTRY
+
+    def do_GET(self) -> None:
+        """Answers with the registry's metrics."""
+        _serve.answer_get(self, _scraper(self.registry, False))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Logs nothing."""
+
+    @classmethod
+    def factory(cls, registry: SupportsCollect) -> type:
+        """A subclass of this handler serving ``registry``."""
+        return type(cls.__name__, (cls,), {"registry": registry})
+
+
+def start_wsgi_server(port: int, addr: str = "0.0.0.0", registry: SupportsCollect = REGISTRY,
+                      certfile: Optional[str] = None, keyfile: Optional[str] = None,
+                      client_cafile: Optional[str] = None, client_capath: Optional[str] = None,
+                      protocol: int = ssl.PROTOCOL_TLS_SERVER, client_auth_required: bool = False,
+                      tls_min_version: Optional[ssl.TLSVersion] = None,
+                      tls_max_version: Optional[ssl.TLSVersion] = None) -> Tuple[WSGIServer, threading.Thread]:
+    """Serves ``registry``'s metrics (:func:`make_wsgi_app`) on
+    ``addr``:``port`` from a daemon thread; returns the server and the
+    thread.  Stop it with ``server.shutdown()`` and ``server.server_close()``.
+
+    With both ``certfile`` and ``keyfile`` it speaks TLS only; client
+    certificates are checked against ``client_cafile``/``client_capath``
+    (the system's CAs without them) and required with
+    ``client_auth_required``.  Port 0 picks a free port
+    (``server.server_address[1]``)."""
+    context = None
+    if certfile and keyfile:
+        context = _serve.tls_context(certfile, keyfile, protocol, client_cafile, client_capath,
+                                     client_auth_required, tls_min_version, tls_max_version)
+    return _serve.serve(make_wsgi_app(registry), port, addr, context)
+
+
+start_http_server = start_wsgi_server
+"""The same as :func:`start_wsgi_server`, as in prometheus_client."""
+
+
+def _push_body(registry: Optional[SupportsCollect]) -> Callable[[], Tuple[bytes, str]]:
+    """Renders a push: the text format 0.0.4 and its content type."""
+
+    def render() -> Tuple[bytes, str]:
+        target = _serve.renderable(REGISTRY if registry is None else registry)
+        out = negotiate(target, CONTENT_TYPE_PLAIN_0_0_4, None, False)
+        return out.body, out.content_type
+
+    return render
+
+
+def push_to_gateway(gateway: str, job: str, registry: SupportsCollect, grouping_key: Optional[Dict[str, Any]] = None,
+                    timeout: Optional[float] = 30, handler: _push.Handler = default_handler,
+                    compression: CompressionType = None) -> None:
+    """Pushes ``registry``'s metrics to the Pushgateway, replacing every
+    metric of the group (HTTP PUT).
+
+    ``gateway`` is its URL (``http://`` is assumed without a scheme); the
+    group is ``job`` and the ``grouping_key`` labels (values that a URL path
+    cannot carry are sent base64-encoded).  ``timeout`` is in seconds (None:
+    none).  ``handler(url=, method=, timeout=, headers=, data=)`` returns the
+    function that sends the request (see :func:`basic_auth_handler`,
+    :func:`tls_auth_handler`, :func:`passthrough_redirect_handler`).
+    ``compression`` is None, ``"gzip"`` or ``"snappy"`` (python-snappy)."""
+    _push.send("PUT", gateway, job, grouping_key, timeout, handler, compression, _push_body(registry),
+               CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def pushadd_to_gateway(gateway: str, job: str, registry: Optional[SupportsCollect],
+                       grouping_key: Optional[Dict[str, Any]] = None, timeout: Optional[float] = 30,
+                       handler: _push.Handler = default_handler, compression: CompressionType = None) -> None:
+    """Pushes ``registry``'s metrics (``REGISTRY`` for None) to the
+    Pushgateway, replacing only the group's metrics of the same names (HTTP
+    POST).  Arguments as for :func:`push_to_gateway`."""
+    _push.send("POST", gateway, job, grouping_key, timeout, handler, compression, _push_body(registry),
+               CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def delete_from_gateway(gateway: str, job: str, grouping_key: Optional[Dict[str, Any]] = None,
+                        timeout: Optional[float] = 30, handler: _push.Handler = default_handler) -> None:
+    """Deletes the group's metrics from the Pushgateway (HTTP DELETE).
+    Arguments as for :func:`push_to_gateway`."""
+    _push.send("DELETE", gateway, job, grouping_key, timeout, handler, None, None, CONTENT_TYPE_PLAIN_0_0_4)

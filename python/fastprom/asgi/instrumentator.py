@@ -7,8 +7,7 @@ import os
 import re
 from typing import Any, Awaitable, Callable, List, Optional, Sequence, Union
 
-from ..bridge import (PrometheusClientCollector, expose_to_prometheus_client, is_prometheus_client_registry,
-                      prometheus_client_default_registry, registry_for)
+from ..bridge import is_prometheus_client_registry, registry_for
 from ..exposition import negotiate
 from ..registry import REGISTRY, CollectorRegistry
 from . import instrumentations as metrics
@@ -60,19 +59,14 @@ class Instrumentator:
         self.instrumentations: List[Callable[[metrics.Info], None]] = []
         self.async_instrumentations: List[Callable[[metrics.Info], Awaitable[None]]] = []
 
-        # Where our metrics live, and which prometheus_client registry is merged in.
-        self._pc_registry: Any = None
-        if registry is None or registry is REGISTRY:
+        # Where our metrics live: a fastprom registry, or the one standing for
+        # a prometheus_client registry (the default REGISTRY is both).
+        if registry is None:
             self.registry: CollectorRegistry = REGISTRY
-            self._pc_registry = prometheus_client_default_registry()
-            self._bridge_default = self._pc_registry is not None
         elif isinstance(registry, CollectorRegistry):
             self.registry = registry
-            self._bridge_default = False
         elif is_prometheus_client_registry(registry):
             self.registry = registry_for(registry)
-            self._pc_registry = registry
-            self._bridge_default = False
         else:
             raise TypeError(f"registry must be a fastprom or prometheus_client CollectorRegistry, got {registry!r}")
 
@@ -93,8 +87,6 @@ class Instrumentator:
         """Adds the metrics middleware to ``app``.  Returns self."""
         if not self._enabled():
             return self
-        if self._bridge_default:
-            expose_to_prometheus_client(self.registry, self._pc_registry)
         app.add_middleware(
             PrometheusInstrumentatorMiddleware,
             should_group_status_codes=self.should_group_status_codes,
@@ -125,10 +117,7 @@ class Instrumentator:
     def render(self, accept: Optional[str] = None, accept_encoding: Optional[str] = None,
                allow_gzip: bool = False) -> Any:
         """The ``/metrics`` response for these request headers (an :class:`~fastprom.Exposition`)."""
-        extra = []
-        if self._pc_registry is not None:
-            extra.append(PrometheusClientCollector(self._pc_registry, self.registry))
-        return negotiate(self.registry, accept, accept_encoding, allow_gzip, extra=extra)
+        return negotiate(self.registry, accept, accept_encoding, allow_gzip)
 
     def expose(
         self,
