@@ -16,7 +16,9 @@ installed, fastprom's default ``REGISTRY`` is backed by
 from __future__ import annotations
 
 import copy
+import os
 import threading
+import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Set, Union
 
 from . import _core, multiprocess
@@ -52,6 +54,27 @@ class _EmptyCollector:
 
     def collect(self) -> Iterable[Metric]:
         return []
+
+
+# Registries whose store lock a thread may hold when the process forks: the
+# child gets fresh locks (the thread holding one is not in the child, so it
+# would never be released).  The hook is installed with the first store.
+_opening: "weakref.WeakSet[CollectorRegistry]" = weakref.WeakSet()
+_fork_hook = False
+
+
+def _fresh_locks_in_child() -> None:
+    for registry in list(_opening):
+        registry._store_lock = threading.Lock()
+        registry._own_lock = threading.Lock()
+
+
+def _watch_forks(registry: "CollectorRegistry") -> None:
+    global _fork_hook
+    _opening.add(registry)
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 class CollectorRegistry:
@@ -125,6 +148,7 @@ class CollectorRegistry:
         """The registry's store, created on first use: for the default
         registry in multiprocess mode, the shared store file."""
         if self._store is None:
+            _watch_forks(self)
             with self._store_lock:
                 if self._store is None:
                     directory = multiprocess.directory() if self._multiprocess else None
@@ -257,6 +281,10 @@ class CollectorRegistry:
         for hook in hooks:
             hook()
         items: List[_Item] = [ti] if ti is not None else []
+        if self._store is None and self._multiprocess and multiprocess.directory():
+            # A process that only serves the metrics (it declares none)
+            # shows every worker's.
+            self._get_store()
         store = self._store
         shared = self._shared and store is not None
         if shared:
@@ -274,15 +302,31 @@ class CollectorRegistry:
         return items
 
     def _store_families(self) -> List[Metric]:
-        """``fastprom_store_overflow_total`` once the store has overflowed."""
-        if self._store is None:
-            return []
-        overflowed = self._store.stats()["overflowed"]
-        if not overflowed:
-            return []
-        return [CounterMetricFamily(
-            "fastprom_store_overflow", "Label lookups counted under an overflow series because the metrics "
-            "store was full.", value=overflowed)]
+        """``fastprom_store_overflow_total`` once the store has overflowed,
+        ``fastprom_series_limited_total`` once a metric reached its
+        ``max_series``."""
+        with self._lock:
+            collectors = list(self._collector_to_names)
+        # Info and Enum keep their series in Python.
+        limited = [(c._name, c._limited) for c in collectors if getattr(c, "_limited", 0)]
+        out: List[Metric] = []
+        if self._store is None and not limited:
+            return out
+        overflowed = self._store.stats()["overflowed"] if self._store is not None else 0
+        if overflowed:
+            out.append(CounterMetricFamily(
+                "fastprom_store_overflow", "Label lookups counted under an overflow series because the metrics "
+                "store was full.", value=overflowed))
+        if self._store is not None:
+            limited += [(name, count) for name, count, _live in self._store.limited()]
+        if limited:
+            family = CounterMetricFamily(
+                "fastprom_series_limited", "Label lookups counted under a metric's overflow series because it "
+                "had reached its max_series.", labels=["metric"])
+            for name, count in limited:
+                family.add_metric([name], count)
+            out.append(family)
+        return out
 
     def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores") -> bytes:
         """The exposition of everything registered (then of ``extra``

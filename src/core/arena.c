@@ -14,11 +14,40 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "labels.h"
 
+#define COMMIT_STEP (1ull << 20)
+
 /* ---- allocation ------------------------------------------------------ */
+
+/* A shared store's file is sparse: pages are backed (disk blocks, or a
+ * tmpfs's memory) only when first written, and a write the filesystem
+ * cannot back kills the writer with SIGBUS.  So the arena is backed ahead
+ * of its use, a megabyte at a time, before anything is placed there: a
+ * full filesystem then means a full store (new series overflow), not a
+ * crash.  1 when [0, end) is backed, 0 when the filesystem refused. */
+static int backed_to(fp_store *s, uint64_t end)
+{
+    fp_header *h = fp_hdr(s);
+    if (s->fd < 0 || end <= fp_load_acq(&h->committed))
+        return 1;
+#ifdef __linux__
+    uint64_t from = fp_load_acq(&h->committed) & ~(COMMIT_STEP - 1);
+    uint64_t to = (end + COMMIT_STEP - 1) & ~(COMMIT_STEP - 1);
+    if (to > s->size)
+        to = s->size;
+    if (posix_fallocate(s->fd, (off_t)from, (off_t)(to - from)) != 0)
+        return 0;
+    uint64_t seen = fp_load(&h->committed);
+    while (seen < to && !fp_cas_rel(&h->committed, &seen, to))
+        ;
+#endif
+    return 1;
+}
 
 fp_off fp_arena_alloc(fp_store *s, uint64_t size, int overflow)
 {
@@ -27,9 +56,12 @@ fp_off fp_arena_alloc(fp_store *s, uint64_t size, int overflow)
     if (size > limit)
         return 0;
     size = (size + FP_ALIGN - 1) & ~(uint64_t)(FP_ALIGN - 1);
+    /* Ordinary records keep the reserve backed ahead of them, so that the
+     * overflow series find backed room once the filesystem is full. */
+    uint64_t ahead = overflow ? 0 : h->reserve;
     uint64_t off = fp_load(&h->top);
     do {
-        if (off > limit || size > limit - off)
+        if (off > limit || size > limit - off || !backed_to(s, off + size + ahead))
             return 0;
     } while (!atomic_compare_exchange_weak_explicit(&h->top, &off, off + size, memory_order_relaxed,
                                                     memory_order_relaxed));
@@ -50,7 +82,7 @@ fp_off fp_arena_strdup(fp_store *s, const char *p, size_t len, int overflow)
 
 /* Fills in a header's sizes and table offsets for an arena of `size`
  * bytes; the same size always gives the same layout. */
-static void layout(fp_header *h, uint64_t size)
+void fp_arena_layout(fp_header *h, uint64_t size)
 {
     h->version = FP_LAYOUT_VERSION;
     h->size = size;
@@ -77,9 +109,14 @@ static void layout(fp_header *h, uint64_t size)
 static int init_arena(fp_store *s, uint64_t size)
 {
     fp_header *h = fp_hdr(s);
-    layout(h, size);
+    fp_crash("layout");
+    fp_arena_layout(h, size);
     if (fp_load(&h->top) > size)
         return FP_ENOMEM;
+    /* The header and tables, which every process writes, are backed now. */
+    if (!backed_to(s, fp_load(&h->top)))
+        return FP_EFULL;
+    fp_crash("layout-done");
     /* The magic goes last: a process that maps a half-made file sees none. */
     fp_store_rel((fp_word *)&h->magic, FP_MAGIC);
     return FP_OK;
@@ -93,6 +130,8 @@ int fp_store_open(fp_store *s, uint64_t size)
     s->fd = -1;
     s->proc = 0;
     s->path = NULL;
+    s->room = 0;
+    fp_watch_forks();
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
         return FP_ENOMEM;
@@ -108,9 +147,12 @@ int fp_store_open(fp_store *s, uint64_t size)
 
 /* ---- the process table ------------------------------------------------ */
 
-/* The start time of a process in clock ticks since boot, 0 if unknown. */
-static uint64_t proc_start(long pid)
+/* The start time of a process in clock ticks since boot, 0 if unknown;
+ * *gone set when /proc says it is a zombie or dead (it has exited and
+ * counts as dead, though kill() still finds it). */
+static uint64_t proc_start_state(long pid, int *gone)
 {
+    *gone = 0;
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -122,13 +164,22 @@ static uint64_t proc_start(long pid)
         return 0;
     buf[n] = '\0';
     /* Fields after the command name, which is in parentheses and may hold
-     * anything: starttime is the 20th field after the closing one. */
+     * anything: the state is the first after the closing one, starttime
+     * the 20th. */
     char *p = strrchr(buf, ')');
     if (!p)
         return 0;
+    if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x'))
+        *gone = 1;
     for (int field = 0; field < 20 && p; field++)
         p = strchr(p + 1, ' ');
     return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static uint64_t proc_start(long pid)
+{
+    int gone;
+    return proc_start_state(pid, &gone);
 }
 
 int fp_store_attach_process(fp_store *s, int forked)
@@ -151,6 +202,9 @@ int fp_store_attach_process(fp_store *s, int forked)
         s->proc = 0;
         return FP_EFULL;
     }
+    fp_crash("attach");
+    s->attached_gen = fp_fork_generation();
+    /* The start time first: an entry whose pid is set is complete. */
     fp_put(&procs[i].start, proc_start(pid));
     fp_store_rel(&procs[i].pid, (uint64_t)pid);
     s->proc = (uint32_t)i + 1;
@@ -170,8 +224,13 @@ int fp_proc_alive(const fp_store *s, uint32_t proc)
         return s->proc == proc;
     if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
         return 0;
-    /* A start time we cannot read now (say /proc is hidden) proves nothing. */
-    uint64_t start = fp_load(&e->start), now = start ? proc_start(pid) : 0;
+    /* A process whose pid was reused is another process (its start time
+     * differs); a zombie has exited.  A start time we cannot read now (say
+     * /proc is hidden) proves nothing. */
+    int gone;
+    uint64_t start = fp_load(&e->start), now = proc_start_state(pid, &gone);
+    if (gone)
+        return 0;
     return start == 0 || now == 0 || now == start;
 }
 
@@ -191,13 +250,22 @@ static int lock_file(int fd, int op)
  * child never starts with it held by a thread that is not there. */
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static fp_word fork_generation; /* bumped in every child, whoever forks (C too) */
 static void before_fork(void) { pthread_mutex_lock(&create_lock); }
 static void after_fork(void) { pthread_mutex_unlock(&create_lock); }
-static void install_atfork(void) { pthread_atfork(before_fork, after_fork, after_fork); }
+static void after_fork_child(void)
+{
+    fp_add(&fork_generation, 1);
+    pthread_mutex_unlock(&create_lock);
+}
+static void install_atfork(void) { pthread_atfork(before_fork, after_fork, after_fork_child); }
+
+void fp_watch_forks(void) { pthread_once(&atfork_once, install_atfork); }
+uint64_t fp_fork_generation(void) { return fp_load_acq(&fork_generation); }
 
 int fp_arena_lock(fp_store *s)
 {
-    pthread_once(&atfork_once, install_atfork);
+    fp_watch_forks();
     pthread_mutex_lock(&create_lock);
     if (s->fd >= 0 && lock_file(s->fd, LOCK_EX) != 0) {
         pthread_mutex_unlock(&create_lock);
@@ -213,314 +281,11 @@ void fp_arena_unlock(fp_store *s)
     pthread_mutex_unlock(&create_lock);
 }
 
-/* ---- the consistency check --------------------------------------------- */
-
-/* 1 if [off, off + len) lies within the arena's allocated part, aligned.
- * The top is read afresh: records published since the last read are
- * within the new top. */
-static int in_arena(const fp_store *s, uint64_t off, uint64_t len)
-{
-    uint64_t top = fp_load(&fp_hdr(s)->top);
-    if (top > s->size)
-        top = s->size;
-    return off >= sizeof(fp_header) && off <= top && len <= top - off && (off & (FP_ALIGN - 1)) == 0;
-}
-
-/* 1 if a NUL-terminated string of `len` bytes, with no NUL before its end,
- * starts at off inside the arena. */
-static int string_ok(const fp_store *s, uint64_t off, uint64_t len)
-{
-    uint64_t top = fp_load(&fp_hdr(s)->top);
-    if (top > s->size)
-        top = s->size;
-    return off >= sizeof(fp_header) && off < top && len < top - off &&
-           memchr(fp_at(s, off), '\0', (size_t)len + 1) == (const char *)fp_at(s, off) + len;
-}
-
-/* 1 if `len` bytes followed by a NUL start at off inside the arena (NUL
- * bytes inside are allowed: label values and help text may hold them). */
-static int bytes_ok(const fp_store *s, uint64_t off, uint64_t len)
-{
-    uint64_t top = fp_load(&fp_hdr(s)->top);
-    if (top > s->size)
-        top = s->size;
-    return off >= sizeof(fp_header) && off < top && len < top - off && ((const char *)fp_at(s, off))[len] == '\0';
-}
-
-/* The length of the NUL-terminated string at off, or -1 if it runs out of the arena. */
-static int64_t string_len(const fp_store *s, uint64_t off)
-{
-    uint64_t top = fp_load(&fp_hdr(s)->top);
-    if (top > s->size)
-        top = s->size;
-    if (off < sizeof(fp_header) || off >= top)
-        return -1;
-    const char *p = fp_at(s, off), *z = memchr(p, '\0', (size_t)(top - off));
-    return z ? z - p : -1;
-}
-
-static const char *check_family(const fp_store *s, const fp_family *f, uint32_t i)
-{
-    uint32_t cells = fp_cells_for(f->type, f->nbuckets, f->nquantiles, f->age_buckets);
-    if (f->index != i || cells == 0 || f->ncells != cells || f->mpmode >= FP_MP_COUNT ||
-        (f->mpmode != FP_MP_NONE && f->type != FP_GAUGE) || f->nlabels > FP_MAX_LABELS)
-        return "corrupt (a metric family is damaged)";
-    if (!string_ok(s, f->name, f->name_len) || !bytes_ok(s, f->help, f->help_len) ||
-        !string_ok(s, f->unit, f->unit_len))
-        return "corrupt (a metric family's name, help or unit is damaged)";
-    uint64_t spare = fp_load(&f->spare);
-    if (spare && !in_arena(s, spare, sizeof(fp_series) + 8ull * cells))
-        return "corrupt (a metric family is damaged)";
-    if (f->type == FP_HISTOGRAM) {
-        if (!in_arena(s, f->buckets, 8ull * f->nbuckets))
-            return "corrupt (a histogram's buckets are damaged)";
-        const double *b = fp_at(s, f->buckets);
-        for (uint32_t j = 0; j < f->nbuckets; j++)
-            if (isnan(b[j]) || (j && !(b[j] > b[j - 1])))
-                return "corrupt (a histogram's buckets are damaged)";
-        if (!isinf(b[f->nbuckets - 1]) || b[f->nbuckets - 1] < 0)
-            return "corrupt (a histogram's buckets are damaged)";
-    } else if (f->nbuckets) {
-        return "corrupt (a metric family is damaged)";
-    }
-    if (f->type == FP_SUMMARY && f->nquantiles) {
-        if (!in_arena(s, f->quantiles, 8ull * f->nquantiles) || !(f->max_age <= FP_Q_MAX_AGE) ||
-            !(f->max_age / f->age_buckets >= FP_Q_MIN_PERIOD))
-            return "corrupt (a summary's quantiles are damaged)";
-        const double *q = fp_at(s, f->quantiles);
-        for (uint32_t j = 0; j < f->nquantiles; j++)
-            if (!(q[j] >= 0 && q[j] <= 1) || (j && !(q[j] > q[j - 1])))
-                return "corrupt (a summary's quantiles are damaged)";
-    } else if (f->nquantiles) {
-        return "corrupt (a metric family is damaged)";
-    }
-    if (f->nlabels && !in_arena(s, f->labelnames, 8ull * f->nlabels))
-        return "corrupt (a label name is damaged)";
-    const fp_off *ln = f->nlabels ? fp_at(s, f->labelnames) : NULL;
-    for (uint32_t j = 0; j < f->nlabels; j++) {
-        int64_t n = string_len(s, ln[j]);
-        if (n < 0 || !fp_valid_label_name(fp_at(s, ln[j]), (size_t)n))
-            return "corrupt (a label name is damaged)";
-    }
-    return NULL;
-}
-
-/* The series' label text must be its family's label names in order (and a
- * pid for a per-process series), with well-formed escaped values. */
-/* 1 if the name is one of the family's label names. */
-static int family_label(const fp_store *s, const fp_family *f, const char *name, size_t nlen)
-{
-    const fp_off *ln = f->nlabels ? fp_at(s, f->labelnames) : NULL;
-    for (uint32_t j = 0; j < f->nlabels; j++) {
-        const char *want = fp_at(s, ln[j]);
-        if (strlen(want) == nlen && memcmp(want, name, nlen) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int before(const char *a, size_t al, const char *b, size_t bl)
-{
-    int c = memcmp(a, b, al < bl ? al : bl);
-    return c < 0 || (c == 0 && al < bl);
-}
-
-/* A series' label text must be its family's label names, sorted, each
- * once (and a pid for a per-process series, whose base text is the same
- * without it), with well-formed escaped values; its split must be where
- * the family's le or quantile pair goes. */
-static const char *check_labels(const fp_store *s, const fp_family *f, const fp_series *se, int per_process,
-                                fp_buf *scratch)
-{
-    static const char *const bad = "corrupt (a series' labels are damaged)";
-    const char *text = fp_at(s, se->text);
-    const char *extra = f->type == FP_HISTOGRAM ? "le" : f->type == FP_SUMMARY ? "quantile" : NULL;
-    size_t pos = 0, nlen, prev_len = 0, split = se->text_len, last_end = 0;
-    const char *name, *prev = NULL;
-    uint32_t j = 0, pids = 0;
-    int rc;
-    while ((rc = fp_label_next(text, se->text_len, &pos, &name, &nlen, scratch)) == 1) {
-        if (prev && !before(prev, prev_len, name, nlen))
-            return bad;
-        if (per_process && nlen == 3 && memcmp(name, "pid", 3) == 0) {
-            if (scratch->len == 0 || scratch->len > 20)
-                return bad;
-            for (size_t k = 0; k < scratch->len; k++)
-                if (scratch->p[k] < '0' || scratch->p[k] > '9')
-                    return bad;
-            pids++;
-        } else if (!family_label(s, f, name, nlen)) {
-            return bad;
-        } else {
-            j++;
-        }
-        if (extra && split == se->text_len && before(extra, strlen(extra), name, nlen))
-            split = last_end;
-        prev = name;
-        prev_len = nlen;
-        last_end = pos;
-    }
-    if (rc < 0 || j != f->nlabels || pids != (uint32_t)per_process || (extra && se->split != split) ||
-        (!extra && se->split != 0))
-        return bad;
-    /* The base text: the same pairs without the pid. */
-    if (!per_process)
-        return se->base == se->text && se->base_len == se->text_len ? NULL : bad;
-    const char *base = fp_at(s, se->base);
-    size_t bpos = 0, tpos = 0, bn, tn, bvl, tvl;
-    const char *bname, *tname, *bval, *tval;
-    for (;;) {
-        int br = fp_label_span(base, se->base_len, &bpos, &bname, &bn, &bval, &bvl);
-        int tr = fp_label_span(text, se->text_len, &tpos, &tname, &tn, &tval, &tvl);
-        if (tr == 1 && tn == 3 && memcmp(tname, "pid", 3) == 0)
-            tr = fp_label_span(text, se->text_len, &tpos, &tname, &tn, &tval, &tvl);
-        if (br != tr || br < 0)
-            return bad;
-        if (br == 0)
-            return NULL;
-        if (bn != tn || bvl != tvl || memcmp(bname, tname, bn) || memcmp(bval, tval, bvl))
-            return bad;
-    }
-}
-
-static const char *check_series(const fp_store *s, uint64_t off, uint32_t nfam, fp_buf *scratch)
-{
-    const fp_header *h = fp_hdr(s);
-    if (!in_arena(s, off, sizeof(fp_series)))
-        return "corrupt (a series is out of place)";
-    const fp_series *se = fp_at(s, off);
-    if (se->family >= nfam)
-        return "corrupt (a series is out of place)";
-    const fp_family *f = fp_at(s, fp_load_acq(&((fp_word *)fp_at(s, h->families))[se->family]));
-    uint64_t size = sizeof(fp_series) + 8ull * f->ncells;
-    uint32_t state = fp_load32_acq(&se->state);
-    uint64_t ex = fp_load(&se->exemplars), next = fp_load(&se->next);
-    uint64_t exsize = sizeof(fp_exemplar) * (uint64_t)fp_exemplar_slots(f);
-    if (!in_arena(s, off, size) || (state != FP_LIVE && state != FP_REMOVED) || se->base_len > se->text_len ||
-        !bytes_ok(s, se->text, se->text_len) ||
-        (ex && (!in_arena(s, ex, exsize) || (ex < off + size && off < ex + exsize))) ||
-        (next && !in_arena(s, next, sizeof(fp_series))) || se->proc > h->max_procs ||
-        (se->text < off + size && off < se->text + se->text_len + 1) || !bytes_ok(s, se->base, se->base_len) ||
-        (se->base < off + size && off < se->base + se->base_len + 1) || se->split > se->text_len)
-        return "corrupt (a series is damaged)";
-    if (se->hash != fp_series_hash(se->family, fp_at(s, se->text), se->text_len))
-        return "corrupt (a series' labels do not match its key)";
-    int per_process = f->mpmode != FP_MP_NONE && s->fd >= 0;
-    return check_labels(s, f, se, per_process, scratch);
-}
-
-const char *fp_store_check(const fp_store *s, int quiescent)
-{
-    const fp_header *h = fp_hdr(s);
-    if (fp_load_acq((fp_word *)&h->magic) != FP_MAGIC)
-        return "not a fastprom store (or was left half-made)";
-    if (h->version != FP_LAYOUT_VERSION)
-        return "written by another version of fastprom";
-    if (h->size != s->size)
-        return "truncated or resized";
-    /* The layout a fresh store of this size gets, computed on a scratch header. */
-    fp_header want;
-    memset(&want, 0, sizeof want);
-    layout(&want, s->size);
-    if (h->max_families != want.max_families || h->max_procs != want.max_procs || h->nslots != want.nslots ||
-        h->max_series != want.max_series || h->max_series_overflow != want.max_series_overflow ||
-        h->reserve != want.reserve || h->families != want.families || h->slots != want.slots ||
-        h->procs != want.procs)
-        return "corrupt (its header does not match its size)";
-    uint64_t top = fp_load(&h->top);
-    uint32_t nfam = fp_load32_acq(&h->nfamilies);
-    if (top < fp_load(&want.top) || top > h->size || nfam > h->max_families)
-        return "corrupt (its header is inconsistent)";
-
-    const fp_word *families = fp_at(s, h->families);
-    for (uint32_t i = 0; i < nfam; i++) {
-        uint64_t off = fp_load_acq(&families[i]);
-        if (!in_arena(s, off, sizeof(fp_family)))
-            return "corrupt (a metric family is out of place)";
-        const char *why = check_family(s, fp_at(s, off), i);
-        if (why)
-            return why;
-    }
-
-    /* Every series, through the hash table (which holds them all): each
-     * must be reachable from its home slot without crossing an empty one. */
-    const char *why = NULL;
-    fp_buf scratch;
-    fp_buf_init(&scratch);
-    const fp_word *slots = fp_at(s, h->slots);
-    uint64_t mask = h->nslots - 1, in_table = 0;
-    for (uint64_t i = 0; i < h->nslots && !why; i++) {
-        uint64_t off = fp_load_acq(&slots[i]);
-        if (!off)
-            continue;
-        in_table++;
-        if ((why = check_series(s, off, nfam, &scratch)))
-            break;
-        const fp_series *se = fp_at(s, off);
-        for (uint64_t k = se->hash & mask; k != i; k = (k + 1) & mask)
-            if (!fp_load_acq(&slots[k])) {
-                why = "corrupt (the series table is damaged)";
-                break;
-            }
-    }
-    if (scratch.oom && !why)
-        why = "not checkable (out of memory)";
-    if (why) {
-        fp_buf_free(&scratch);
-        return why;
-    }
-
-    /* The family lists link only series the table holds, so they end. */
-    uint64_t in_lists = 0;
-    for (uint32_t i = 0; i < nfam; i++) {
-        const fp_family *f = fp_at(s, fp_load_acq(&families[i]));
-        /* Quiescent, a list is no longer than the table; otherwise series
-         * published since the table was read may have joined it. */
-        uint64_t bound = quiescent ? in_table : h->max_series_overflow;
-        uint64_t steps = 0, off = fp_load_acq(&f->head), last = 0;
-        for (; off && steps <= bound; steps++) {
-            if (!in_arena(s, off, sizeof(fp_series)) || ((const fp_series *)fp_at(s, off))->family != i)
-                return "corrupt (a series list is damaged)";
-            /* Renderers follow the lists: each node is checked as a table
-             * entry is, whether or not the table holds it. */
-            const char *bad = check_series(s, off, nfam, &scratch);
-            if (bad) {
-                fp_buf_free(&scratch);
-                return bad;
-            }
-            last = off;
-            off = fp_load_acq(&((const fp_series *)fp_at(s, off))->next);
-        }
-        uint64_t tail = fp_load_acq(&f->tail);
-        why = off ? "corrupt (a series list loops)"
-            : tail && !in_arena(s, tail, sizeof(fp_series)) ? "corrupt (a series list is damaged)"
-            : quiescent && tail != last ? "inconsistent (a series list's tail is not its last series)" : NULL;
-        if (why) {
-            fp_buf_free(&scratch);
-            return why;
-        }
-        in_lists += steps;
-    }
-    fp_buf_free(&scratch);
-    if (quiescent && (in_table != fp_load(&h->nseries) || in_lists != in_table))
-        return "inconsistent (the series table, the lists and the series count disagree)";
-    return NULL;
-}
-
 /* ---- store files ---------------------------------------------------------- */
 
 static void set_err(char *err, size_t errlen, const char *fmt, const char *path, const char *detail)
 {
     snprintf(err, errlen, fmt, path, detail);
-}
-
-static int is_zero(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i])
-            return 0;
-    return 1;
 }
 
 int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen)
@@ -531,6 +296,7 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
     s->fd = -1;
     s->proc = 0;
     s->path = NULL;
+    fp_watch_forks();
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         set_err(err, errlen,
@@ -553,6 +319,10 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
         goto out;
     }
     int fresh = st.st_size == 0;
+    struct statvfs vfs;
+    s->room = 0;
+    if (fresh && fstatvfs(fd, &vfs) == 0)
+        s->room = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
     if (fresh && ftruncate(fd, (off_t)size) != 0) {
         set_err(err, errlen, "cannot size the metrics store file %s: %s", path, strerror(errno));
         goto out;
@@ -573,15 +343,23 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
     s->size = map_size;
     s->fd = fd;
     fp_header *h = base;
-    if (fresh) {
-        if (init_arena(s, size) != FP_OK) {
-            set_err(err, errlen, "the metrics store file %s is too small (%s)", path, "raise its size");
+    int half_made = !fresh && fp_load_acq((fp_word *)&h->magic) == 0 && fp_load32_acq(&h->nfamilies) == 0 &&
+                    fp_load(&h->nseries) == 0 && fp_load(&h->nprocs) == 0;
+    if (fresh || half_made) {
+        /* A new file, or one whose creator died while laying it out: the
+         * magic is written last, so no process has used it (they wait for
+         * the lock we hold).  Lay it out from scratch. */
+        if (half_made)
+            memset(base, 0, sizeof(fp_header));
+        int st = init_arena(s, map_size);
+        if (st == FP_EFULL) {
+            set_err(err, errlen,
+                    "cannot reserve space for the metrics store file %s: %s; its filesystem (a tmpfs such as "
+                    "/dev/shm?) has too little room: make it larger or set FASTPROM_STORE_SIZE smaller",
+                    path, strerror(ENOSPC));
             goto unmap;
         }
-    } else if (fp_load_acq((fp_word *)&h->magic) == 0 && is_zero(base, sizeof(fp_header))) {
-        /* Sized but never laid out: its creator died before finishing (we
-         * hold the lock, so no one else is making it).  Finish the job. */
-        if (init_arena(s, map_size) != FP_OK) {
+        if (st != FP_OK) {
             set_err(err, errlen, "the metrics store file %s is too small (%s)", path, "raise its size");
             goto unmap;
         }
@@ -600,6 +378,7 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
         goto unmap;
     }
     fp_store_attach_process(s, 0); /* a full process table is reported by the caller */
+    s->attached_gen = fp_fork_generation();
     rc = FP_OK;
     goto out;
 unmap:

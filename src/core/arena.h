@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "records.h"
 
@@ -20,11 +21,60 @@ typedef struct {
     int fd;                 /* the store file, or -1 for a private store */
     uint32_t proc;          /* our process table entry (1-based), 0 if none */
     char *path;             /* the store file's path (malloc'd), or NULL */
+    uint64_t room;          /* free bytes on the file's filesystem when this process created it, else 0 */
+    uint64_t attached_gen;  /* the fork generation `proc` was registered in */
 } fp_store;
 
 static inline void *fp_at(const fp_store *s, fp_off off) { return s->base + off; }
 static inline fp_header *fp_hdr(const fp_store *s) { return (fp_header *)s->base; }
 static inline int fp_shared(const fp_store *s) { return s->fd >= 0; }
+
+/* A series' label text (and base text) lives in whole 8-byte atomic words,
+ * 8-aligned, NUL-terminated: a reused record's text is rewritten while
+ * another thread may still copy the old (it then sees the state or the
+ * generation change and drops the copy), so it is read and written a word
+ * at a time with atomic loads and stores.  Allocations are rounded to 8
+ * bytes, so the last word is the allocation's own. */
+static inline void fp_text_read(const fp_store *s, fp_off off, size_t len, char *dst)
+{
+    const fp_word *w = (const fp_word *)(s->base + off);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = fp_load(&w[i / 8]);
+        memcpy(dst + i, &v, 8);
+    }
+    if (i < len) {
+        uint64_t v = fp_load(&w[i / 8]);
+        memcpy(dst + i, &v, len - i);
+    }
+}
+
+static inline void fp_text_write(fp_store *s, fp_off off, const char *src, size_t len)
+{
+    fp_word *w = (fp_word *)(s->base + off);
+    for (size_t i = 0; i <= len; i += 8) {
+        uint64_t v = 0;
+        memcpy(&v, src + i, len - i < 8 ? len - i : 8); /* the NUL, and zero padding, after the text */
+        fp_put(&w[i / 8], v);
+    }
+}
+
+static inline int fp_text_equal(const fp_store *s, fp_off off, const char *p, size_t len)
+{
+    const fp_word *w = (const fp_word *)(s->base + off);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = fp_load(&w[i / 8]);
+        if (memcmp(&v, p + i, 8))
+            return 0;
+    }
+    if (i < len) {
+        uint64_t v = fp_load(&w[i / 8]);
+        if (memcmp(&v, p + i, len - i))
+            return 0;
+    }
+    return 1;
+}
 
 /* Maps a private arena of `size` bytes (pages are used on demand).
  * FP_OK or FP_ENOMEM. */
@@ -46,7 +96,8 @@ void fp_arena_unlock(fp_store *s);
 
 /* Allocates `size` zeroed bytes, aligned; the last `reserve` bytes of the
  * arena only with `overflow` set.  Returns the offset, or 0 when it does
- * not fit (a refused request leaves room for smaller ones).  Lock-free. */
+ * not fit, or when a shared store's filesystem cannot back it (a refused
+ * request leaves room for smaller ones).  Lock-free. */
 fp_off fp_arena_alloc(fp_store *s, uint64_t size, int overflow);
 /* Copies a string (NUL-terminated) into the arena; 0 when it does not fit. */
 fp_off fp_arena_strdup(fp_store *s, const char *p, size_t len, int overflow);
@@ -57,8 +108,23 @@ fp_off fp_arena_strdup(fp_store *s, const char *p, size_t len, int overflow);
  * FP_OK, FP_EFULL (process table full) or FP_EFILE. */
 int fp_store_attach_process(fp_store *s, int forked);
 
-/* 1 if process table entry `proc` (1-based) is a live process, else 0. */
+/* Forks: every child (of a fork from Python or from C) bumps the fork
+ * generation, so per-process state can tell it is in a new process
+ * without a system call.  fp_watch_forks installs the handler (once). */
+void fp_watch_forks(void);
+uint64_t fp_fork_generation(void);
+
+/* The header layout of an arena of `size` bytes (what a fresh one gets). */
+void fp_arena_layout(fp_header *h, uint64_t size);
+
+/* 1 if process table entry `proc` (1-based) is a live process (not a
+ * zombie, not another process that reuses its pid), else 0. */
 int fp_proc_alive(const fp_store *s, uint32_t proc);
+
+/* A series record's and a family record's checksum, over what never
+ * changes after they are made (for a series: until it is reused). */
+uint64_t fp_series_checksum(const fp_store *s, const fp_series *se);
+uint64_t fp_family_checksum(const fp_store *s, const fp_family *f);
 
 /* The full consistency check: the header is the layout its size gives,
  * and every family, series, label text, exemplar block, table slot and

@@ -39,6 +39,8 @@ static inline int fp_cas32(fp_word32 *w, uint32_t *expected, uint32_t desired)
                                                    memory_order_acq_rel, memory_order_acquire);
 }
 
+static inline uint32_t fp_add32_rel(fp_word32 *w, uint32_t v) { return atomic_fetch_add_explicit(w, v, memory_order_release); }
+
 /* Returns the value before the addition. */
 static inline uint64_t fp_add(fp_word *w, uint64_t v) { return atomic_fetch_add_explicit(w, v, memory_order_relaxed); }
 static inline uint64_t fp_add_acqrel(fp_word *w, uint64_t v) { return atomic_fetch_add_explicit(w, v, memory_order_acq_rel); }

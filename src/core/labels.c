@@ -175,7 +175,10 @@ void fp_escape_name(fp_buf *b, const char *p, size_t n, int esc, int colon, int 
     for (size_t i = 0; i < n;) {
         size_t k;
         uint32_t c = code_point(u + i, n - i, &k);
-        int ok = legacy_rune(c, colon, first && i == 0);
+        /* Legacy characters are ASCII: a longer sequence that decodes to
+         * one (invalid UTF-8, say from a damaged store file) is escaped,
+         * not copied as its raw bytes. */
+        int ok = k == 1 && legacy_rune(c, colon, first && i == 0);
         if (esc == FP_ESC_UNDERSCORES) {
             if (ok)
                 fp_buf_put(b, p + i, k);

@@ -2,6 +2,8 @@
 #include "quantile.h"
 
 #include <math.h>
+
+#include "clock.h"
 #include <pthread.h>
 
 /* The internal accuracy is a little tighter than the stated bound, so
@@ -106,7 +108,6 @@ void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scr
 {
     params();
     uint64_t e = epoch_of(w, now);
-    snapshot(w, cells, e);
     uint32_t A = w->age_buckets;
     /* The base: the snapshot at the start of the window's oldest epoch, or
      * failing that the next later one (no snapshot for an epoch means no
@@ -114,9 +115,23 @@ void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scr
     const fp_word *base = NULL;
     uint64_t tag = 0, total = 0;
     fp_word *cum = cum_of(cells);
-    /* Twice at most: if a writer epochs ahead of us (a late clock, a long
-     * pause) reclaims the base snapshot while we copy it, start again. */
+    /* Twice at most: if a writer an epoch or more ahead of us (our `now`
+     * is from before a pause, or before a boundary) reclaims the base
+     * snapshot while we copy it, our window is out of date: start again
+     * at the time it is now, so no observation of the current window is
+     * taken for expired. */
     for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt) {
+            double later = fp_now();
+            if (later > now)
+                e = epoch_of(w, later);
+        }
+        /* A writer whose clock is ahead (or whose `now` is later than
+         * ours) may have started a later epoch: the window follows it. */
+        uint64_t last = fp_load_acq(&cells[0]);
+        if (last > e + 1)
+            e = last - 1;
+        snapshot(w, cells, e);
         base = NULL;
         uint64_t first = e + 1 > A ? e + 1 - A : 0;
         for (uint64_t x = first; x <= e && !base; x++) {

@@ -24,7 +24,7 @@
 #define FP_MAGIC 0x314d5250545346ULL /* "FSTPRM1" */
 /* Bumped whenever the arena layout changes: a store file written by
  * another layout is refused at start-up. */
-#define FP_LAYOUT_VERSION 5u
+#define FP_LAYOUT_VERSION 6u
 
 /* ---- limits (exported to Python by the binding) ---------------------- */
 #define FP_ALIGN 8u
@@ -74,8 +74,36 @@ static inline int fp_mp_live_only(uint32_t m)
            m == FP_MP_LIVEMOSTRECENT;
 }
 
-/* Series states. */
-enum { FP_LIVE = 1, FP_REMOVED = 2 };
+/* Series states.  BORN: a reused record published under its new key but
+ * not yet shown (lookups find it, renders skip it); it turns LIVE next. */
+enum { FP_LIVE = 1, FP_REMOVED = 2, FP_BORN = 3 };
+
+/* A series' linked word: FP_LINKED once it is in its family's list; before
+ * that, the process table entry of whoever claimed to link it (the
+ * creator, or a repairer when the creator died) with FP_LINKING set, or 0. */
+#define FP_LINKED 2u
+#define FP_LINKING 1u
+#define FP_LINK_CLAIM(proc) (((uint32_t)(proc) << 2) | FP_LINKING)
+#define FP_LINK_OWNER(word) ((word) >> 2)
+/* The slot of a series record that is in no table slot (being reused). */
+#define FP_NO_SLOT UINT32_MAX
+
+/* A series table slot whose record moved elsewhere (it was reused for
+ * another key): probes go past it, a new key may take it. */
+#define FP_TOMB ((fp_off)1)
+
+/* Removed series are reused after a grace period: a removal in epoch k
+ * (FP_REUSE_EPOCH seconds long) joins limbo[k % 3], whose epoch word says
+ * the latest epoch it holds; a creation in epoch k + 2 or later moves that
+ * limbo to the family's ready stack, so a record is reused at least
+ * FP_REUSE_EPOCH seconds after its removal. */
+#define FP_REUSE_EPOCH 2.0
+
+/* Lock-free stacks of series records: an offset / 8 in the low 40 bits and
+ * a tag, bumped by every change, in the high 24 (no ABA). */
+#define FP_STACK_OFF(w) (((w) & ((1ull << 40) - 1)) << 3)
+#define FP_STACK_TAG(w) ((w) >> 40)
+#define FP_STACK(off, tag) (((off) >> 3) | ((uint64_t)(tag) << 40))
 
 typedef uint64_t fp_off;
 
@@ -97,6 +125,8 @@ typedef struct {
     fp_off procs;           /* fp_proc[max_procs] */
     fp_word nprocs;
     fp_word overflowed;     /* label lookups sent to an overflow series */
+    fp_word committed;      /* shared store: file bytes known to be backed by disk (or tmpfs) pages */
+    fp_word tombstones;     /* series table slots holding FP_TOMB */
     /* Bumped by every remove() and clear(), in any process: a cached
      * series pointer taken at an older count must be re-checked before
      * use.  On a cache line of its own, as every update path reads it. */
@@ -131,37 +161,65 @@ typedef struct {
     uint32_t pad;
     fp_word spare;          /* a series-sized block kept for the overflow
                                series when series are large (quantiles) */
+    fp_word limbo[3];       /* removed series, by removal epoch (FP_STACK words) */
+    fp_word limbo_ep[3];    /* the latest removal epoch each limbo may hold */
+    fp_word ready;          /* removed series old enough to reuse (FP_STACK word) */
+    fp_word drained;        /* the last epoch a creation looked at the limbos in */
+    fp_word nlive;          /* live series but overflow series (a crash while creating one may leave it high) */
+    fp_word limited;        /* label lookups sent to the overflow series by a series limit */
+    uint64_t sum;           /* checksum of the fields above that never change */
 } fp_family;
 
 typedef struct {
+    /* Reusing a removed record rewrites its key fields while others may
+     * still read them (then they see the state or the generation change
+     * and drop what they read), so those fields are atomic words: every
+     * access is an atomic one, a plain load or store on x86. */
     uint32_t family;
-    fp_word32 state;
-    uint64_t hash;          /* of the family index and the label text */
+    fp_word32 state;        /* FP_LIVE, FP_REMOVED or FP_BORN */
+    fp_word hash;           /* of the family index and the label text */
     /* The label pairs, escaped and sorted by name as every exposition
      * writes them: a="x",b="y".  A per-process series has its pid="N" pair
      * among them, and `base` is the same text without it. */
-    uint32_t text_len;
-    uint32_t base_len;
-    uint32_t proc;          /* 1 + process table index for per-process series, else 0 */
+    fp_word32 text_len;
+    fp_word32 base_len;
+    fp_word32 proc;         /* per-process series: 1 + process table index, else 0 */
     /* Where a histogram's le or a summary's quantile pair goes among the
      * sorted pairs: 0, text_len, or the offset of the comma after the last
      * pair whose name sorts before it. */
-    uint32_t split;
-    fp_off text;
-    fp_off base;            /* = text, but for per-process series */
+    fp_word32 split;
+    fp_word32 creator;      /* 1 + process table index of the process that made it */
+    fp_word32 slot;         /* its series table slot, or FP_NO_SLOT */
+    fp_word32 linked;       /* FP_LINKED, or who is linking it into its family's list */
+    fp_word32 gen;          /* bumped when the record is reused for another key */
+    fp_word32 text_cap;     /* bytes at `text` (and at `base`) that a reuse may rewrite */
+    fp_word32 overflow;     /* 1: an overflow series (not counted in its family's nlive) */
+    fp_word text;
+    fp_word base;           /* = text, but for per-process series */
+    fp_word sum;            /* checksum of the key fields */
     fp_word next;           /* next series of the same family */
+    fp_word free_next;      /* next in a limbo or ready stack */
     fp_word created;        /* double bits, seconds since the epoch */
     fp_word exemplars;      /* fp_exemplar[] block, 0 until first exemplar */
     fp_word cells[];
 } fp_series;
 
+/* An exemplar's sequence word: the busy bit, the writer's process table
+ * entry (1-based, 0 for a private store), and a count. */
+#define FP_EX_BUSY 1ull
+#define FP_EX_OWNER(seq) ((uint32_t)(((seq) >> 1) & 0x1fffu))
+#define FP_EX_COUNT 0x4000ull
+
 /* One exemplar, written under a sequence count.  A writer that finds the
- * slot busy drops its exemplar rather than wait. */
+ * slot busy drops its exemplar rather than wait, unless the writer holding
+ * it has died (its process table entry is in the count): then it takes it. */
 typedef struct {
-    fp_word seq;            /* odd while being written; 0 = never written */
+    fp_word seq;            /* bit 0: being written; bits 1-13: the writer's process
+                               table entry; above: a count; 0 = never written */
     fp_word value;          /* double bits */
     fp_word ts;             /* double bits */
     fp_word len;
+    fp_word sum;            /* checksum of value, ts, len and text: a damaged exemplar is dropped */
     fp_word text[FP_EXEMPLAR_TEXT / 8];
 } fp_exemplar;
 
@@ -201,6 +259,20 @@ static inline uint64_t fp_series_hash(uint32_t family, const char *p, size_t len
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 32;
     return h;
+}
+
+/* A checksum over n bytes, continuing from h (start with 0). */
+static inline uint64_t fp_checksum(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    h ^= 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 29);
 }
 
 /* Exemplar slots per series: one per bucket for histograms, else one. */

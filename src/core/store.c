@@ -1,4 +1,4 @@
-/* store.c: families, series lookup and creation, removal, exemplars. */
+/* store.c: families, series lookup and creation, removal and reuse, repair. */
 #define _DEFAULT_SOURCE
 #include "store.h"
 
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "labels.h"
 
 uint32_t fp_family_count(const fp_store *s) { return fp_load32_acq(&fp_hdr(s)->nfamilies); }
@@ -50,7 +51,9 @@ static int same_family(const fp_store *s, const fp_family *f, const fp_family_sp
 static int spec_ok(const fp_family_spec *sp)
 {
     if (sp->name_len == 0 || sp->name_len > UINT32_MAX || sp->help_len > UINT32_MAX || sp->unit_len > UINT32_MAX ||
-        memchr(sp->name, '\0', sp->name_len) || memchr(sp->unit, '\0', sp->unit_len) || sp->nlabels > FP_MAX_LABELS || sp->mpmode >= FP_MP_COUNT ||
+        memchr(sp->name, '\0', sp->name_len) || memchr(sp->name, '\n', sp->name_len) ||
+        memchr(sp->unit, '\0', sp->unit_len) || memchr(sp->unit, '\n', sp->unit_len) ||
+        sp->nlabels > FP_MAX_LABELS || sp->mpmode >= FP_MP_COUNT ||
         (sp->mpmode != FP_MP_NONE && sp->type != FP_GAUGE))
         return 0;
     uint32_t nb = sp->type == FP_HISTOGRAM ? sp->nbuckets : 0, nq = sp->type == FP_SUMMARY ? sp->nquantiles : 0;
@@ -157,6 +160,8 @@ static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *ou
     if (idx >= h->max_families)
         return FP_EFULL;
     f->index = idx;
+    f->sum = fp_family_checksum(s, f);
+    fp_crash("family");
     fp_store_rel(&((fp_word *)fp_at(s, h->families))[idx], off);
     fp_store32_rel(&h->nfamilies, idx + 1);
     *out_index = idx;
@@ -172,11 +177,25 @@ int fp_family_add(fp_store *s, const fp_family_spec *spec, uint32_t *out_index)
     return rc;
 }
 
-static int same_key(const fp_store *s, const fp_series *se, uint32_t family, uint64_t hash,
-                    const char *text, size_t len)
+/* A series' key as a lookup builds it: its label text, sorted by name. */
+typedef struct {
+    const char *text;       /* with the pid pair for a per-process series */
+    size_t len;
+    const char *base;       /* without it */
+    size_t base_len;
+    size_t split;           /* see fp_series.split */
+    uint32_t proc;          /* per-process series: this process's entry, part of the key */
+    uint64_t hash;
+} series_key;
+
+/* 1 if the record is the key's: LIVE, or BORN (published under its new
+ * key, about to be LIVE).  A per-process series belongs to one process
+ * table entry: a later process with the same pid gets its own. */
+static int is_key(const fp_store *s, const fp_series *se, uint32_t family, const series_key *k)
 {
-    return se->hash == hash && se->family == family && se->text_len == len &&
-           memcmp(fp_at(s, se->text), text, len) == 0;
+    uint32_t st = fp_load32_acq(&se->state);
+    return (st == FP_LIVE || st == FP_BORN) && se->hash == k->hash && se->family == family &&
+           se->text_len == k->len && se->proc == k->proc && fp_text_equal(s, se->text, k->text, k->len);
 }
 
 /* Appends a published series to its family's list (lock-free queue append:
@@ -210,84 +229,338 @@ static void family_append(fp_store *s, fp_family *f, fp_off off)
     }
 }
 
-/* A series' key as a lookup builds it: its label text, sorted by name. */
-typedef struct {
-    const char *text;       /* with the pid pair for a per-process series */
-    size_t len;
-    const char *base;       /* without it */
-    size_t base_len;
-    size_t split;           /* see fp_series.split */
-    uint32_t proc;
-} series_key;
-
-/* Probes the table for the key; creates the record at the first empty slot
- * when `create` is set. */
-static int series_probe(fp_store *s, fp_family *f, uint32_t family, const series_key *k, int create, int overflow,
-                        fp_series **out)
+/* Links a series into its family's list once: `linked` goes from 0 to our
+ * claim, then FP_LINKED.  A creator that dies before that leaves it for
+ * fp_store_repair. */
+static void link_series(fp_store *s, fp_family *f, fp_series *se, fp_off off)
 {
-    const char *text = k->text;
-    size_t len = k->len;
-    fp_header *h = fp_hdr(s);
-    uint64_t hash = fp_series_hash(family, text, len);
-    fp_word *slots = fp_at(s, h->slots);
-    uint64_t mask = h->nslots - 1;
-    fp_off mine = 0; /* our candidate record, built at most once */
+    uint32_t zero = 0;
+    if (!fp_cas32(&se->linked, &zero, FP_LINK_CLAIM(s->proc)))
+        return;
+    fp_crash("series-claimed");
+    family_append(s, f, off);
+    fp_crash("series-linked");
+    fp_store32_rel(&se->linked, FP_LINKED);
+}
 
-    for (uint64_t i = hash & mask, probes = 0; probes < h->nslots; i = (i + 1) & mask, probes++) {
-        uint64_t cur = fp_load_acq(&slots[i]);
-        if (cur) {
-            fp_series *se = fp_at(s, cur);
-            if (fp_series_live(se) && same_key(s, se, family, hash, text, len)) {
-                *out = se;
-                return FP_OK;
+/* ---- removed series and their reuse ---------------------------------- */
+
+static uint64_t reuse_epoch(void) { return (uint64_t)(fp_now() / FP_REUSE_EPOCH); }
+
+static void stack_push(fp_store *s, fp_word *head, fp_off off)
+{
+    fp_series *se = fp_at(s, off);
+    uint64_t old = fp_load_acq(head), want;
+    do {
+        fp_put(&se->free_next, FP_STACK(FP_STACK_OFF(old), 0));
+        want = FP_STACK(off, FP_STACK_TAG(old) + 1);
+    } while (!fp_cas_rel(head, &old, want));
+}
+
+static fp_off stack_pop(fp_store *s, fp_word *head)
+{
+    uint64_t old = fp_load_acq(head);
+    for (;;) {
+        fp_off off = FP_STACK_OFF(old);
+        if (!off)
+            return 0;
+        /* The tag makes a head that was popped and pushed back meanwhile
+         * fail the CAS, so `next` is never stale. */
+        uint64_t next = FP_STACK_OFF(fp_load_acq(&((fp_series *)fp_at(s, off))->free_next));
+        if (fp_cas_rel(head, &old, FP_STACK(next, FP_STACK_TAG(old) + 1)))
+            return off;
+    }
+}
+
+/* Moves every limbo that holds only removals two or more epochs old to
+ * the ready stack; looked at once per epoch. */
+static void drain_limbo(fp_store *s, fp_family *f, uint64_t epoch)
+{
+    uint64_t done = fp_load_acq(&f->drained);
+    if (done >= epoch || !fp_cas_rel(&f->drained, &done, epoch))
+        return;
+    for (int j = 0; j < 3; j++) {
+        fp_word *limbo = &f->limbo[j];
+        uint64_t old = fp_load_acq(limbo);
+        if (!FP_STACK_OFF(old) || fp_load_acq(&f->limbo_ep[j]) + 2 > epoch ||
+            !fp_cas_rel(limbo, &old, FP_STACK(0, FP_STACK_TAG(old) + 1)))
+            continue;
+        /* The chain is ours.  A removal that joined it after we looked at
+         * the epoch word set the word first: then it goes back, whole. */
+        fp_off off = FP_STACK_OFF(old);
+        if (fp_load_acq(&f->limbo_ep[j]) + 2 > epoch) {
+            while (off) {
+                fp_off next = FP_STACK_OFF(fp_load_acq(&((fp_series *)fp_at(s, off))->free_next));
+                stack_push(s, limbo, off);
+                off = next;
             }
             continue;
         }
-        if (!create)
-            return FP_ENOTFOUND;
-        if (!mine) {
-            if (fp_load(&h->nseries) >= (overflow ? h->max_series_overflow : h->max_series))
-                return FP_EFULL;
-            mine = fp_arena_alloc(s, sizeof(fp_series) + sizeof(fp_word) * f->ncells, overflow);
-            if (!mine && overflow) {
-                /* Take the family's spare block, if no one has. */
-                uint64_t spare = fp_load(&f->spare);
-                if (spare && fp_cas_rel(&f->spare, &spare, 0))
-                    mine = spare;
-            }
-            fp_off t = mine ? fp_arena_strdup(s, text, len, overflow) : 0;
-            fp_off bt = !t || k->base == k->text ? t : fp_arena_strdup(s, k->base, k->base_len, overflow);
-            if (!bt)
-                return FP_ENOMEM;
-            fp_series *se = fp_at(s, mine);
-            se->family = family;
-            se->hash = hash;
-            se->text = t;
-            se->text_len = (uint32_t)len;
-            se->base = bt;
-            se->base_len = (uint32_t)k->base_len;
-            se->split = (uint32_t)k->split;
-            se->proc = k->proc;
-            /* To the millisecond: enough for a created timestamp, and it
-             * renders without the slow path of float formatting. */
-            fp_stored(&se->created, floor(fp_now() * 1000.0) / 1000.0);
-            atomic_init(&se->state, FP_LIVE);
-        }
-        /* Publish; if another creator took this slot first, look at what
-         * it put there (it may be the same key) and probe on. */
-        if (fp_cas_rel(&slots[i], &cur, mine)) {
-            fp_add(&h->nseries, 1);
-            family_append(s, f, mine);
-            *out = fp_at(s, mine);
-            return FP_OK;
-        }
-        fp_series *se = fp_at(s, cur);
-        if (fp_series_live(se) && same_key(s, se, family, hash, text, len)) {
-            *out = se; /* our record stays unused in the arena */
-            return FP_OK;
+        /* A crash from here to the pushes leaves records unused, never
+         * reachable twice. */
+        while (off) {
+            fp_off next = FP_STACK_OFF(fp_load_acq(&((fp_series *)fp_at(s, off))->free_next));
+            stack_push(s, &f->ready, off);
+            off = next;
         }
     }
-    return create ? FP_EFULL : FP_ENOTFOUND;
+}
+
+/* Writes a key into a record whose text blocks (text, base) are in place. */
+static void write_key(fp_store *s, fp_series *se, const series_key *k, int overflow)
+{
+    fp_text_write(s, se->text, k->text, k->len);
+    if (se->base != se->text)
+        fp_text_write(s, se->base, k->base, k->base_len);
+    se->hash = k->hash;
+    se->text_len = (uint32_t)k->len;
+    se->base_len = (uint32_t)k->base_len;
+    se->split = (uint32_t)k->split;
+    se->proc = k->proc;
+    se->creator = s->proc;
+    se->overflow = overflow != 0;
+}
+
+/* Rewrites a removed record (ours alone: popped from the ready stack and
+ * moved out of the table) for key k.  0, or FP_ENOMEM (a longer text found
+ * no room). */
+static int rewrite(fp_store *s, fp_family *f, fp_series *se, const series_key *k, int overflow)
+{
+    if (k->len > se->text_cap) {
+        fp_off t = fp_arena_alloc(s, k->len + 1, overflow);
+        fp_off b = !t || k->base == k->text ? t : fp_arena_alloc(s, k->len + 1, overflow);
+        if (!b)
+            return FP_ENOMEM;
+        se->text = t;
+        se->base = b;
+        se->text_cap = (uint32_t)k->len;
+    }
+    if (k->base == k->text)
+        se->base = se->text;
+    write_key(s, se, k, overflow);
+    for (uint32_t i = 0; i < f->ncells; i++)
+        fp_put(&se->cells[i], 0);
+    uint64_t ex = fp_load_acq(&se->exemplars);
+    for (uint32_t i = 0; ex && i < fp_exemplar_slots(f); i++)
+        fp_store_rel(&((fp_exemplar *)fp_at(s, ex))[i].seq, 0);
+    fp_stored(&se->created, floor(fp_now() * 1000.0) / 1000.0);
+    fp_add32_rel(&se->gen, 1);
+    se->sum = fp_series_checksum(s, se);
+    return FP_OK;
+}
+
+/* Empties tombstones that end a probe chain: a tombstone followed by an
+ * empty slot is passed by no probe that could find anything beyond it (an
+ * empty slot has been empty since the table was made, so no record lies
+ * past it whose path runs through here).  A creator that placed a record
+ * meanwhile checks its placement afterwards (`placed`). */
+static void tomb_cleanup(fp_store *s, uint64_t i)
+{
+    fp_header *h = fp_hdr(s);
+    fp_word *slots = fp_at(s, h->slots);
+    uint64_t mask = h->nslots - 1;
+    for (int n = 0; n < 64; n++, i = (i - 1) & mask) {
+        uint64_t tomb = FP_TOMB;
+        if (fp_load_acq(&slots[i]) != FP_TOMB || fp_load_acq(&slots[(i + 1) & mask]) != 0 ||
+            !fp_cas_rel(&slots[i], &tomb, 0))
+            return;
+        fp_add(&h->tombstones, (uint64_t)-1);
+    }
+}
+
+/* Whether the record just published at slot `at` for key k is the one a
+ * lookup finds: 1 yes; 0 another record of the key comes first (*other);
+ * -1 an empty slot comes first (a tombstone cleanup raced our placement). */
+static int placed(fp_store *s, uint32_t family, const series_key *k, fp_off mine, fp_series **other)
+{
+    fp_header *h = fp_hdr(s);
+    fp_word *slots = fp_at(s, h->slots);
+    uint64_t mask = h->nslots - 1;
+    for (uint64_t i = k->hash & mask, probes = 0; probes < h->nslots; i = (i + 1) & mask, probes++) {
+        uint64_t cur = fp_load_acq(&slots[i]);
+        if (cur == mine)
+            return 1;
+        if (!cur)
+            return -1;
+        if (cur != FP_TOMB && is_key(s, fp_at(s, cur), family, k)) {
+            *other = fp_at(s, cur);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A removed record of the family that may be reused, moved out of the
+ * series table (its slot becomes a tombstone), or 0. */
+static fp_off take_removed(fp_store *s, fp_family *f)
+{
+    drain_limbo(s, f, reuse_epoch());
+    fp_off off = stack_pop(s, &f->ready);
+    if (!off)
+        return 0;
+    fp_crash("reuse-popped");
+    fp_series *se = fp_at(s, off);
+    if (se->slot == FP_NO_SLOT)
+        return off; /* out of the table already (a reuse that did not happen) */
+    fp_word *slots = fp_at(s, fp_hdr(s)->slots);
+    uint64_t cur = off;
+    if (se->slot >= fp_hdr(s)->nslots || !fp_cas_rel(&slots[se->slot], &cur, FP_TOMB))
+        return 0; /* not where it says it is: leave it unused */
+    uint64_t was = se->slot;
+    se->slot = FP_NO_SLOT;
+    fp_add(&fp_hdr(s)->tombstones, 1);
+    fp_crash("reuse-tombstoned");
+    tomb_cleanup(s, was);
+    return off;
+}
+
+/* ---- lookup and creation ----------------------------------------------- */
+
+/* Probes the table for the key; creates the record when `create` is set,
+ * in the first slot on the key's path that is empty or a tombstone. */
+static int series_probe(fp_store *s, fp_family *f, uint32_t family, const series_key *k, int create, int overflow,
+                        fp_series **out)
+{
+    fp_header *h = fp_hdr(s);
+    fp_word *slots = fp_at(s, h->slots);
+    uint64_t mask = h->nslots - 1;
+    fp_off mine = 0;  /* our candidate record, built at most once */
+    int reused = 0;   /* it is a removed record rewritten (BORN until published) */
+    for (int round = 0; round < 64; round++) {
+        /* The key's path up to the first empty slot: the key, or the
+         * first slot we may take (every creator of the key finds the same
+         * one, so they meet there). */
+        uint64_t i = k->hash & mask, claim = UINT64_MAX, cur = 0;
+        uint64_t probes = 0;
+        for (; probes < h->nslots; i = (i + 1) & mask, probes++) {
+            cur = fp_load_acq(&slots[i]);
+            if (cur == FP_TOMB) {
+                if (claim == UINT64_MAX)
+                    claim = i;
+                continue;
+            }
+            if (!cur) {
+                if (claim == UINT64_MAX)
+                    claim = i;
+                break;
+            }
+            fp_series *se = fp_at(s, cur);
+            if (is_key(s, se, family, k)) {
+                if (mine && reused) {
+                    /* Someone made it first: our record goes back. */
+                    fp_series *ours = fp_at(s, mine);
+                    ours->slot = FP_NO_SLOT;
+                    fp_store32_rel(&ours->state, FP_REMOVED);
+                    stack_push(s, &f->ready, mine);
+                }
+                *out = se;
+                return FP_OK;
+            }
+        }
+        if (!create)
+            return FP_ENOTFOUND;
+        if (claim == UINT64_MAX)
+            return FP_EFULL;
+        if (!mine) {
+            int taking_empty = fp_load_acq(&slots[claim]) == 0;
+            if (taking_empty && fp_load(&h->nseries) + fp_load(&h->tombstones) >=
+                                    (overflow ? h->max_series_overflow : h->max_series))
+                return FP_EFULL;
+            if ((mine = take_removed(s, f))) {
+                reused = 1;
+                if (rewrite(s, f, fp_at(s, mine), k, overflow) != FP_OK) {
+                    stack_push(s, &f->ready, mine);
+                    return FP_ENOMEM;
+                }
+                fp_store32_rel(&((fp_series *)fp_at(s, mine))->state, FP_BORN);
+            } else {
+                if (fp_load(&h->nseries) >= (overflow ? h->max_series_overflow : h->max_series))
+                    return FP_EFULL;
+                mine = fp_arena_alloc(s, sizeof(fp_series) + sizeof(fp_word) * f->ncells, overflow);
+                if (!mine && overflow) {
+                    /* Take the family's spare block, if no one has. */
+                    uint64_t spare = fp_load(&f->spare);
+                    if (spare && fp_cas_rel(&f->spare, &spare, 0))
+                        mine = spare;
+                }
+                fp_off t = mine ? fp_arena_alloc(s, k->len + 1, overflow) : 0;
+                fp_off b = !t || k->base == k->text ? t : fp_arena_alloc(s, k->len + 1, overflow);
+                if (!b)
+                    return FP_ENOMEM;
+                fp_series *se = fp_at(s, mine);
+                se->family = family;
+                se->text = t;
+                se->base = b;
+                se->text_cap = (uint32_t)k->len;
+                write_key(s, se, k, overflow);
+                se->sum = fp_series_checksum(s, se);
+                /* To the millisecond: enough for a created timestamp. */
+                fp_stored(&se->created, floor(fp_now() * 1000.0) / 1000.0);
+                /* A fresh record is in no list yet: it may be LIVE before
+                 * it is published. */
+                atomic_init(&se->state, FP_LIVE);
+            }
+        }
+        fp_series *se = fp_at(s, mine);
+        se->slot = (uint32_t)claim;
+        /* Publish.  The order matters across a crash: table, then list.  A
+         * record in the table but not in its list is linked by
+         * fp_store_repair (the linked flag says which). */
+        uint64_t expect = fp_load_acq(&slots[claim]);
+        /* A fresh record is counted before it is published (a crash
+         * between leaves the count one high: less room, nothing lost). */
+        if (!reused)
+            fp_add(&h->nseries, 1);
+        if (!overflow)
+            fp_add(&f->nlive, 1);
+        if ((expect == 0 || expect == FP_TOMB) && fp_cas_rel(&slots[claim], &expect, mine)) {
+            fp_crash("series-published");
+            if (expect == FP_TOMB)
+                fp_add(&h->tombstones, (uint64_t)-1);
+            fp_series *other = NULL;
+            int where = placed(s, family, k, mine, &other);
+            if (where != 1) {
+                /* Withdrawn: a tombstone where we were (whoever found us
+                 * meanwhile re-checks: the removal count moves). */
+                uint64_t ours = mine;
+                fp_add(&h->tombstones, 1);
+                if (!fp_cas_rel(&slots[claim], &ours, FP_TOMB))
+                    fp_add(&h->tombstones, (uint64_t)-1);
+                se->slot = FP_NO_SLOT;
+                if (!overflow)
+                    fp_add(&f->nlive, (uint64_t)-1);
+                if (!reused) {
+                    fp_store32_rel(&se->state, FP_REMOVED); /* in no list: left unused */
+                    fp_add(&h->nseries, (uint64_t)-1);
+                }
+                fp_add_acqrel(&h->removals, 1);
+                if (where == 0) {
+                    if (reused) {
+                        fp_store32_rel(&se->state, FP_REMOVED);
+                        stack_push(s, &f->ready, mine);
+                    }
+                    *out = other;
+                    return FP_OK;
+                }
+                if (!reused)
+                    mine = 0; /* a fresh one next time */
+                continue;
+            }
+            if (reused)
+                fp_store32_rel(&se->state, FP_LIVE); /* already in its list */
+            else
+                link_series(s, f, se, mine);
+            *out = se;
+            return FP_OK;
+        }
+        if (!reused)
+            fp_add(&h->nseries, (uint64_t)-1);
+        if (!overflow)
+            fp_add(&f->nlive, (uint64_t)-1);
+        /* Someone took the slot: look again from the start (it may be the
+         * key we want). */
+    }
+    return FP_EFULL;
 }
 
 int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const size_t *lens,
@@ -323,6 +596,10 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
         goto done;
     char *base = text + cap;
     int per_process = fp_family_per_process(s, f);
+    /* A child of a fork (from C too, where no Python hook runs) registers
+     * itself before it makes its own per-process series. */
+    if (per_process && s->attached_gen != fp_fork_generation())
+        fp_store_attach_process(s, 1);
     const char *extra = f->type == FP_HISTOGRAM ? "le" : f->type == FP_SUMMARY ? "quantile" : NULL;
     char pidv[24];
     size_t pidl = per_process ? (size_t)snprintf(pidv, sizeof pidv, "%ld", (long)getpid()) : 0;
@@ -355,7 +632,7 @@ int fp_series_get(fp_store *s, uint32_t family, const char *const *values, const
         goto done;
     }
     series_key key = {text, len, per_process ? base : text, per_process ? blen : len, split,
-                      per_process ? s->proc : 0};
+                      per_process ? s->proc : 0, fp_series_hash(family, text, len)};
     rc = series_probe(s, f, family, &key, create, overflow, out);
 done:
     if (text != stack)
@@ -369,14 +646,31 @@ done:
     return rc;
 }
 
+/* Marks a live series removed, once (a CAS: two removers cannot both
+ * queue it), bumps the removal count, and queues the record for reuse. */
+static void remove_one(fp_store *s, fp_family *f, fp_series *se, fp_off off)
+{
+    uint32_t live = FP_LIVE;
+    if (!fp_cas32(&se->state, &live, FP_REMOVED))
+        return;
+    fp_crash("removed");
+    if (!fp_load32_acq(&se->overflow))
+        fp_add(&f->nlive, (uint64_t)-1);
+    fp_add_acqrel(&fp_hdr(s)->removals, 1);
+    /* The limbo's epoch word first, then the push (drain_limbo relies on it). */
+    uint64_t epoch = reuse_epoch(), seen = fp_load_acq(&f->limbo_ep[epoch % 3]);
+    while (seen < epoch && !fp_cas_rel(&f->limbo_ep[epoch % 3], &seen, epoch))
+        ;
+    stack_push(s, &f->limbo[epoch % 3], off);
+    fp_crash("removed-queued");
+}
+
 int fp_series_remove(fp_store *s, uint32_t family, const char *const *values, const size_t *lens)
 {
     fp_series *se;
     int rc = fp_series_get(s, family, values, lens, 0, 0, &se);
-    if (rc == FP_OK) {
-        fp_store32_rel(&se->state, FP_REMOVED);
-        fp_add_acqrel(&fp_hdr(s)->removals, 1);
-    }
+    if (rc == FP_OK)
+        remove_one(s, fp_family_get(s, family), se, (fp_off)((char *)se - s->base));
     return rc;
 }
 
@@ -387,78 +681,48 @@ void fp_family_clear(fp_store *s, uint32_t family)
         return;
     for (fp_off off = fp_load_acq(&f->head); off;) {
         fp_series *se = fp_at(s, off);
-        fp_store32_rel(&se->state, FP_REMOVED);
-        off = fp_load_acq(&se->next);
+        fp_off next = fp_load_acq(&se->next);
+        if (fp_family_per_process(s, f) ? se->proc == s->proc || !s->proc : 1)
+            remove_one(s, f, se, off);
+        off = next;
     }
     fp_add_acqrel(&fp_hdr(s)->removals, 1);
 }
 
-int fp_exemplar_put(fp_store *s, fp_series *se, uint32_t nslots, uint32_t slot,
-                    const char *text, size_t len, double value, double ts)
+int fp_store_repair(fp_store *s)
 {
-    if (len > FP_EXEMPLAR_TEXT || slot >= nslots)
-        return FP_EINVAL;
-    uint64_t block = fp_load_acq(&se->exemplars);
-    if (!block) {
-        fp_off fresh = fp_arena_alloc(s, sizeof(fp_exemplar) * nslots, 0);
-        if (!fresh)
-            return FP_ENOMEM;
-        uint64_t zero = 0;
-        block = fp_cas_rel(&se->exemplars, &zero, fresh) ? fresh : zero;
-    }
-    fp_exemplar *e = (fp_exemplar *)fp_at(s, block) + slot;
-
-    /* Claim the slot by making its count odd; if another writer holds it,
-     * drop this exemplar (exemplars are samples; waiting is not worth it).
-     * No standalone fences (ThreadSanitizer cannot follow them): the claim
-     * is an acquire, so our words land after the previous writer's; each
-     * word is a release store, so a reader that loads one (acquire) also
-     * sees the odd count when it re-reads seq, and retries. */
-    uint64_t seq = fp_load(&e->seq);
-    if ((seq & 1) || !atomic_compare_exchange_strong_explicit(&e->seq, &seq, seq + 1,
-                                                              memory_order_acquire, memory_order_relaxed))
-        return FP_OK;
-    fp_store_rel(&e->value, fp_dbits(value));
-    fp_store_rel(&e->ts, fp_dbits(ts));
-    fp_store_rel(&e->len, len);
-    uint64_t word;
-    for (size_t i = 0; i < len; i += 8) {
-        word = 0;
-        memcpy(&word, text + i, len - i < 8 ? len - i : 8);
-        fp_store_rel(&e->text[i / 8], word);
-    }
-    fp_store_rel(&e->seq, seq + 2);
-    return FP_OK;
-}
-
-int fp_exemplar_get(const fp_store *s, const fp_series *se, uint32_t slot,
-                    char *text, size_t *len, double *value, double *ts)
-{
-    uint64_t block = fp_load_acq(&se->exemplars);
-    if (!block)
-        return 0;
-    fp_exemplar *e = (fp_exemplar *)fp_at(s, block) + slot;
-    for (int attempt = 0; attempt < 16; attempt++) {
-        uint64_t s1 = fp_load_acq(&e->seq);
-        if (s1 == 0)
-            return 0;
-        if (s1 & 1)
+    fp_header *h = fp_hdr(s);
+    fp_word *slots = fp_at(s, h->slots);
+    int fixed = 0;
+    /* Series in the table whose creator died before linking them: linked. */
+    for (uint64_t i = 0; i < h->nslots; i++) {
+        uint64_t off = fp_load_acq(&slots[i]);
+        if (!off || off == FP_TOMB)
             continue;
-        /* Acquire loads pair with the writer's release stores (see
-         * fp_exemplar_put): seeing any newer word implies seeing newer seq. */
-        *value = fp_bitsd(fp_load_acq(&e->value));
-        *ts = fp_bitsd(fp_load_acq(&e->ts));
-        uint64_t n = fp_load_acq(&e->len);
-        if (n > FP_EXEMPLAR_TEXT)
+        fp_series *se = fp_at(s, off);
+        fp_family *f = fp_family_get(s, se->family);
+        uint32_t st = fp_load32_acq(&se->state), linked = fp_load32_acq(&se->linked);
+        if (!f)
             continue;
-        for (size_t i = 0; i < n; i += 8) {
-            uint64_t word = fp_load_acq(&e->text[i / 8]);
-            memcpy(text + i, &word, n - i < 8 ? n - i : 8);
+        if (st == FP_BORN) { /* published; its reuser died before showing it */
+            uint32_t born = FP_BORN;
+            fixed += fp_cas32(&se->state, &born, FP_LIVE);
         }
-        if (fp_load(&e->seq) == s1) {
-            *len = n;
-            return 1;
+        if (linked == FP_LINKED)
+            continue;
+        /* Unlinked by a dead creator, or claimed by a dead linker: claim
+         * it (one repairer wins), look, and link it if it is not there. */
+        uint32_t owner = linked & FP_LINKING ? FP_LINK_OWNER(linked) : se->creator;
+        if (fp_proc_alive(s, owner) || !fp_cas32(&se->linked, &linked, FP_LINK_CLAIM(s->proc)))
+            continue;
+        int found = 0;
+        for (fp_off o = fp_load_acq(&f->head); o && !found; o = fp_load_acq(&((fp_series *)fp_at(s, o))->next))
+            found = o == off;
+        if (!found) {
+            family_append(s, f, off);
+            fixed++;
         }
+        fp_store32_rel(&se->linked, FP_LINKED);
     }
-    return 0;
+    return fixed;
 }

@@ -73,6 +73,16 @@ void fp_family_clear(fp_store *s, uint32_t family);
  * re-checks them (fp_series_live) once this differs from c. */
 static inline uint64_t fp_removals(const fp_store *s) { return fp_load_acq(&fp_hdr(s)->removals); }
 static inline int fp_series_live(const fp_series *se) { return fp_load32_acq(&se->state) == FP_LIVE; }
+/* A record's generation: a reused record is another series.  A cache
+ * keeps (pointer, generation) and re-checks both after a removal. */
+static inline uint32_t fp_series_gen(const fp_series *se) { return fp_load32_acq(&se->gen); }
+/* 1 if a cached series is still the one it was: live (or just published,
+ * BORN) and not reused. */
+static inline int fp_series_still(const fp_series *se, uint32_t gen)
+{
+    uint32_t st = fp_load32_acq(&se->state);
+    return (st == FP_LIVE || st == FP_BORN) && fp_series_gen(se) == gen;
+}
 
 static inline fp_series *fp_series_at(const fp_store *s, fp_off off) { return off ? (fp_series *)fp_at(s, off) : NULL; }
 
@@ -129,6 +139,13 @@ static inline void fp_summary_observe_all(const fp_store *s, const fp_family *f,
         fp_q_observe(&w, fp_summary_sketch(se), v, fp_now_coarse());
     }
 }
+
+/* Repairs what a process that died while creating a series left: a series
+ * published in the table but not linked into its family's list (it would
+ * never be rendered) is linked, and a reused record published but not yet
+ * shown is shown.  Lock-free, safe beside live writers; every process that
+ * opens a shared store runs it.  Returns the number of repairs. */
+int fp_store_repair(fp_store *s);
 
 /* Records an exemplar for cell `slot` (0 for counters, the bucket for
  * histograms).  `text` is the rendered label set ({a="b"}).  Allocates the

@@ -32,9 +32,12 @@ int fp_point_exemplar(const fp_walk *w, const fp_point *p, uint32_t slot, char *
 /* ---- per-process gauges in a shared store ------------------------- */
 
 typedef struct {
-    const char *text;       /* label text without the pid label */
+    size_t text;            /* label text without the pid label (with it: modes all, liveall): at texts.p + text */
     uint32_t len;
+    int used;
     double value, ts;
+    uint32_t proc;          /* all, liveall: the process whose value it is */
+    const fp_series *se;
 } mp_group;
 
 /* Walks a gauge whose series are kept per process: each with its pid label
@@ -59,11 +62,13 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
     size_t cap = 16;
     while (cap < 2 * nseries)
         cap <<= 1;
-    mp_group *groups = per_pid ? NULL : calloc(cap, sizeof *groups);
-    uint32_t *order = per_pid ? NULL : calloc(nseries + 1, sizeof *order);
+    mp_group *groups = calloc(cap, sizeof *groups);
+    uint32_t *order = calloc(nseries + 1, sizeof *order);
     size_t ngroups = 0;
     int rc = 0;
-    if (!alive || (!per_pid && (!groups || !order))) {
+    fp_buf texts; /* the groups' label texts, copied out of the store */
+    fp_buf_init(&texts);
+    if (!alive || !groups || !order) {
         rc = FP_ENOHEAP;
         goto done;
     }
@@ -82,28 +87,41 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
                 continue;
         }
         double v = fp_gauge_value(se);
-        if (per_pid) {
-            fp_point p = {se, fp_at(s, se->text), se->text_len, 0, 0.0, v, 0, 0.0, NULL, NULL};
-            if ((rc = fn(ctx, w, &p)))
-                goto done;
-            continue;
+        /* Group by the label text without the pid, or (all, liveall) with
+         * it: a process that reused a dead one's pid has its own series
+         * with the same labels, and the later process's value is shown. */
+        uint32_t ll = per_pid ? se->text_len : se->base_len;
+        size_t at = texts.len;
+        if (!fp_buf_reserve(&texts, ll ? ll : 1)) {
+            rc = FP_ENOHEAP;
+            goto done;
         }
-        /* Group by the label text without the pid. */
-        const char *lt = fp_at(s, se->base);
+        fp_text_read(s, per_pid ? se->text : se->base, ll, texts.p + at);
+        const char *lt = texts.p + at;
         uint64_t hsh = 1469598103934665603ULL;
-        for (uint32_t i = 0; i < se->base_len; i++)
+        for (uint32_t i = 0; i < ll; i++)
             hsh = (hsh ^ (unsigned char)lt[i]) * 1099511628211ULL;
         size_t i = hsh & (cap - 1);
-        while (groups[i].text && !(groups[i].len == se->base_len && memcmp(groups[i].text, lt, se->base_len) == 0))
+        while (groups[i].used && !(groups[i].len == ll && memcmp(texts.p + groups[i].text, lt, ll) == 0))
             i = (i + 1) & (cap - 1);
         mp_group *g = &groups[i];
         double ts = fp_gauge_written(se);
-        if (!g->text) {
-            g->text = lt;
-            g->len = se->base_len;
+        if (!g->used) {
+            texts.len += ll; /* kept: the group's text */
+            g->used = 1;
+            g->text = at;
+            g->len = ll;
             g->value = v;
             g->ts = ts;
+            g->proc = se->proc;
+            g->se = se;
             order[ngroups++] = (uint32_t)i;
+        } else if (per_pid) {
+            if (se->proc > g->proc) {
+                g->value = v;
+                g->proc = se->proc;
+                g->se = se;
+            }
         } else if (mode == FP_MP_SUM || mode == FP_MP_LIVESUM) {
             g->value += v;
         } else if (mode == FP_MP_MAX || mode == FP_MP_LIVEMAX) {
@@ -119,11 +137,12 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
     }
     for (size_t k = 0; k < ngroups; k++) {
         const mp_group *g = &groups[order[k]];
-        fp_point p = {NULL, g->text, g->len, 0, 0.0, g->value, 0, 0.0, NULL, NULL};
+        fp_point p = {per_pid ? g->se : NULL, texts.p + g->text, g->len, 0, 0.0, g->value, 0, 0.0, NULL, NULL};
         if ((rc = fn(ctx, w, &p)))
             break;
     }
 done:
+    fp_buf_free(&texts);
     free(alive);
     free(groups);
     free(order);
@@ -168,23 +187,40 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         }
     }
     fp_q_window win = fp_family_window(s, f);
-    double now = nextra && !hist ? fp_now() : 0.0;
 
     int rc = 0;
+    fp_buf text; /* the series' label text, copied out of the store */
+    fp_buf_init(&text);
     for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
         fp_series *se = fp_at(s, off);
+        uint32_t gen = fp_series_gen(se);
         if (!fp_series_live(se))
             continue;
-        fp_point p = {se, fp_at(s, se->text), se->text_len, se->split, fp_loadd(&se->created), 0.0, 0, 0.0, NULL,
-                      NULL};
+        uint32_t tl = se->text_len;
+        if (!fp_buf_reserve(&text, tl + 1)) {
+            rc = FP_ENOHEAP;
+            break;
+        }
+        fp_text_read(s, se->text, tl, text.p);
+        uint32_t split = se->split;
+        fp_point p = {se, text.p, tl, split <= tl ? split : tl, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL};
         switch (f->type) {
-        case FP_COUNTER: p.value = fp_counter_value(se); break;
+        case FP_COUNTER:
+            /* Increments are checked (not negative, not NaN), so a counter
+             * below 0 or NaN is a damaged cell: shown as 0, a reset. */
+            p.value = fp_counter_value(se);
+            if (!(p.value >= 0))
+                p.value = 0;
+            break;
         case FP_GAUGE: p.value = fp_gauge_value(se); break;
         case FP_HISTOGRAM: {
             /* One read of each bucket; _count is their sum, so +Inf equals it. */
             uint64_t cum = 0;
             for (uint32_t i = 0; i < f->nbuckets; i++) {
-                cum += fp_load(&se->cells[i]);
+                /* Saturating: a damaged count must not wrap the sum and
+                 * make the buckets decrease. */
+                uint64_t c = fp_load(&se->cells[i]);
+                cum = c > UINT64_MAX - cum ? UINT64_MAX : cum + c;
                 counts[i] = cum;
             }
             p.count = cum;
@@ -195,16 +231,21 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         case FP_SUMMARY:
             if (f->nquantiles) {
                 /* Computing the window may take this epoch's snapshot. */
-                fp_q_values(&win, fp_summary_sketch(se), now, counts, qvals);
+                fp_q_values(&win, fp_summary_sketch(se), fp_now(), counts, qvals);
                 p.qvalues = qvals;
             }
             p.count = fp_load(&se->cells[0]);
             p.sum = fp_loadd(&se->cells[1]);
             break;
         }
+        /* Reused for another key while we read it (only possible after a
+         * removal seconds ago and a stall here): left for the next walk. */
+        if (fp_series_gen(se) != gen)
+            continue;
         if ((rc = fn(ctx, &w, &p)))
             break;
     }
+    fp_buf_free(&text);
     free(w.extra);
     free(w.extra_len);
     free(counts);

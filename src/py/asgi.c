@@ -68,7 +68,9 @@ enum { M_TOTAL, M_IN, M_OUT, M_LATENCY, NLABELLED };
 /* The series of one (handler, method, status). */
 typedef struct {
     fp_series *series[NLABELLED];
+    uint32_t gen[NLABELLED]; /* their generations then (a reused record is another series) */
     uint64_t removals;      /* the store's removal count when they were checked */
+    int overflowed;         /* one is an overflow series: looked up again after a removal */
 } bundle;
 
 typedef struct {
@@ -198,7 +200,8 @@ static PyObject *Recorder_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     return (PyObject *)self;
 }
 
-/* Finds or creates the four series of one request kind.  0 or -1. */
+/* Finds or creates the four series of one request kind.  0, 1 when one
+ * of them is an overflow series (store full, or a series limit), or -1. */
 static int resolve(RecorderObject *self, PyObject *const *hms, bundle *b)
 {
     const char *v[ROLE_EXTRA + 16];
@@ -209,7 +212,7 @@ static int resolve(RecorderObject *self, PyObject *const *hms, bundle *b)
     const char *sv[64], **mv = NULL;
     size_t sl[64], *ml = NULL;
     PyObject *strs[ROLE_EXTRA] = {NULL, NULL, NULL};
-    int rc = -1;
+    int rc = -1, overflowed = 0;
     if (!vp || !lp) {
         PyErr_NoMemory();
         goto done;
@@ -239,6 +242,9 @@ static int resolve(RecorderObject *self, PyObject *const *hms, bundle *b)
             ml[i] = lp[self->roles[k][i]];
         }
         int r = fp_metric_series(m, mv, ml, &b->series[k]);
+        if (r >= 0)
+            b->gen[k] = fp_series_gen(b->series[k]);
+        overflowed |= r == 1;
         if (mv != sv)
             PyMem_Free(mv);
         if (ml != sl)
@@ -248,7 +254,8 @@ static int resolve(RecorderObject *self, PyObject *const *hms, bundle *b)
         if (r < 0)
             goto done;
     }
-    rc = 0;
+    b->overflowed = overflowed;
+    rc = overflowed;
 done:
     for (int i = 0; i < ROLE_EXTRA; i++)
         Py_XDECREF(strs[i]);
@@ -280,9 +287,11 @@ static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
         if (!b)
             goto done;
         int live = 1;
-        if (b->removals != removals)
+        if (b->removals != removals) {
+            live = !b->overflowed; /* room may have been made */
             for (int i = 0; i < NLABELLED; i++)
-                live &= fp_series_live(b->series[i]);
+                live &= fp_series_still(b->series[i], b->gen[i]);
+        }
         if (live) {
             b->removals = removals;
             *out = *b;
@@ -291,14 +300,19 @@ static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
         }
         Py_INCREF(cap); /* keeps b alive, whatever resolving does to the cache */
         rc = resolve(self, hms, out);
-        if (rc == 0) {
+        if (rc >= 0) {
             out->removals = removals;
             *b = *out;
+            rc = 0;
         }
         Py_DECREF(cap);
-    } else if (!PyErr_Occurred() && (rc = resolve(self, hms, out)) == 0) {
+    } else if (!PyErr_Occurred() && (rc = resolve(self, hms, out)) >= 0) {
         out->removals = removals;
-        if (PyDict_GET_SIZE(self->cache) < CACHE_LIMIT) {
+        /* A kind counted under an overflow series is not cached: the
+         * kinds past a limit are the unbounded ones. */
+        int keep = rc == 0 && PyDict_GET_SIZE(self->cache) < CACHE_LIMIT;
+        rc = 0;
+        if (keep) {
             bundle *b = PyMem_Malloc(sizeof *b);
             PyObject *c = b ? PyCapsule_New(b, "fastprom.bundle", free_bundle) : NULL;
             if (!b)

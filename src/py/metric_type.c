@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "labels.h"
+#include "render.h"
 
 #define OVERFLOW_VALUE "fastprom_overflow"
 
@@ -55,6 +56,9 @@ const char *fp_metric_name(MetricObject *m)
     return m->fam ? fp_family_name(&m->store->st, m->fam) : "metric";
 }
 
+/* prometheus_client's str(metric), "counter:name", for a "%s:%s". */
+#define TYPE_AND_NAME(m) (m)->fam ? fp_type_name((m)->fam->type) : "metric", fp_metric_name(m)
+
 /* UTF-8 pointers and lengths of a tuple of str, on the stack for up to 8.
  * 0 or -1; free with values_free. */
 typedef struct {
@@ -90,10 +94,11 @@ static void values_free(values_buf *vb)
         PyMem_Free(vb->vl);
 }
 
-/* The store is full: every further new label set of this family is
- * counted under the series whose label values are all OVERFLOW_VALUE,
- * created from the arena's reserve.  Warns once per metric.  0 or -1. */
-static int overflow_series(MetricObject *m, fp_series **out)
+/* The store is full, or the family has reached the metric's max_series
+ * (limited): every further new label set of this family is counted under
+ * the series whose label values are all OVERFLOW_VALUE, created from the
+ * arena's reserve.  Warns once per metric and cause.  0 or -1. */
+static int overflow_series(MetricObject *m, fp_series **out, int limited)
 {
     uint32_t n = m->fam->nlabels;
     const char *stackp[8];
@@ -114,8 +119,21 @@ static int overflow_series(MetricObject *m, fp_series **out)
         fp_raise_status(Py_TYPE(m), st, fp_metric_name(m));
         goto done;
     }
-    fp_add(&fp_hdr(&m->store->st)->overflowed, 1);
     rc = 0;
+    if (limited) {
+        fp_add(&m->fam->limited, 1);
+        if (!m->limit_warned) {
+            m->limit_warned = 1;
+            if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                                 "%s: %llu series, its max_series; new label sets are counted under the series "
+                                 "with every label = \"" OVERFLOW_VALUE "\" (fastprom_series_limited_total counts "
+                                 "them; raise max_series, or keep unbounded values out of labels)",
+                                 fp_metric_name(m), (unsigned long long)m->max_series) < 0)
+                rc = -1;
+        }
+        goto done;
+    }
+    fp_add(&fp_hdr(&m->store->st)->overflowed, 1);
     if (!m->overflow_warned) {
         m->overflow_warned = 1;
         if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
@@ -132,18 +150,27 @@ done:
     return rc;
 }
 
+/* The series of these label values, created if need be: 0, or 1 when it is
+ * the overflow series (the store is full, or the family at max_series), or
+ * -1 with an exception set. */
 int fp_metric_series(MetricObject *m, const char *const *values, const size_t *lens, fp_series **out)
 {
-    int rc = fp_series_get(&m->store->st, m->family, values, lens, 1, 0, out);
+    /* At the limit, only label sets that exist already are found; the
+     * limit is checked before creating, so processes creating series at
+     * the same instant may pass it by one each. */
+    int create = !m->max_series || fp_load(&m->fam->nlive) < m->max_series;
+    int rc = fp_series_get(&m->store->st, m->family, values, lens, create, 0, out);
     if (rc == FP_OK)
         return 0;
+    if (rc == FP_ENOTFOUND && !create)
+        return overflow_series(m, out, 1) < 0 ? -1 : 1;
     if (rc == FP_EFULL || rc == FP_ENOMEM) /* the store is full, not the heap */
-        return overflow_series(m, out);
+        return overflow_series(m, out, 0) < 0 ? -1 : 1;
     fp_raise_status(Py_TYPE(m), rc, fp_metric_name(m));
     return -1;
 }
 
-/* The series of a tuple of str label values; 0 or -1. */
+/* The series of a tuple of str label values; as fp_metric_series. */
 static int series_for(MetricObject *m, PyObject *values, fp_series **out)
 {
     values_buf vb = {0};
@@ -152,12 +179,28 @@ static int series_for(MetricObject *m, PyObject *values, fp_series **out)
     return rc;
 }
 
-/* A cached series whose store has seen a removal since it was checked:
- * keeps it if it is still live, else looks up (or recreates) the series of
- * the same labels.  Returns the series, or NULL with an exception set. */
+/* Notes what a cached series pointer was checked against. */
+static void checked(MetricObject *self, fp_series *se, uint64_t removals, int overflowed)
+{
+    self->series = se;
+    self->in_overflow = overflowed;
+    self->removals = removals;
+    self->gen = fp_series_gen(se);
+    if (self->per_process)
+        self->forks = fp_fork_generation();
+}
+
+/* A cached series whose store has seen a removal since it was checked, or
+ * (per-process gauges) whose process has forked since: keeps it if it is
+ * still the same live series, else looks up (or recreates) the series of
+ * the same labels -- after a fork, this process's own.  Returns the
+ * series, or NULL with an exception set. */
 static fp_series *recheck(MetricObject *self, uint64_t removals)
 {
-    if (fp_series_live(self->series)) {
+    int forked = self->per_process && self->forks != fp_fork_generation();
+    /* A child counted under the overflow series looks again: a removal
+     * may have made room for its own. */
+    if (!forked && !self->in_overflow && fp_series_still(self->series, self->gen)) {
         self->removals = removals;
         return self->series;
     }
@@ -167,23 +210,25 @@ static fp_series *recheck(MetricObject *self, uint64_t removals)
     Py_XDECREF(values);
     if (rc < 0)
         return NULL;
-    self->series = se;
-    self->removals = removals;
+    checked(self, se, removals, rc);
     return se;
 }
 
-/* Returns the series to update, or NULL with an exception set. */
+/* Returns the series to update, or NULL with an exception set.  The fast
+ * path is one load and a compare (two for a per-process gauge). */
 static inline fp_series *series_of(MetricObject *self)
 {
     if (self->series) {
         uint64_t r = fp_load_acq(self->removals_at);
-        return r == self->removals ? self->series : recheck(self, r);
+        if (r == self->removals && (!self->per_process || self->forks == fp_fork_generation()))
+            return self->series;
+        return recheck(self, r);
     }
     if (!self->store)
         PyErr_SetString(PyExc_ValueError, "metric is not initialised");
-    else
-        PyErr_Format(PyExc_ValueError, "%s: metric has labels %R; call .labels(...) to pick a series first",
-                     fp_metric_name(self), self->labelnames);
+    else /* prometheus_client's words, then ours */
+        PyErr_Format(PyExc_ValueError, "%s metric is missing label values (%s has labels %R: call .labels(...) to "
+                     "pick a series first)", TYPE_AND_NAME(self), self->labelnames);
     return NULL;
 }
 
@@ -193,21 +238,24 @@ static int take_own_series(MetricObject *self)
 {
     PyObject *empty = PyTuple_New(0);
     uint64_t removals = fp_removals(&self->store->st);
-    int rc = empty ? series_for(self, empty, &self->series) : -1;
+    fp_series *se = NULL;
+    int rc = empty ? series_for(self, empty, &se) : -1;
     Py_XDECREF(empty);
-    if (rc == 0)
-        self->removals = removals;
-    return rc;
+    if (rc >= 0)
+        checked(self, se, removals, rc);
+    return rc < 0 ? -1 : 0;
 }
 
-/* _bind(store, family, labelnames): attaches a new metric to its family;
- * an unlabelled one gets its single series now. */
+/* _bind(store, family, labelnames[, max_series]): attaches a new metric to
+ * its family; an unlabelled one gets its single series now. */
 static PyObject *Metric_bind(MetricObject *self, PyObject *args)
 {
     PyObject *store, *labelnames;
     unsigned int family;
+    unsigned long long max_series = 0;
     module_state *ms = fp_state_of_type(Py_TYPE(self));
-    if (!ms || !PyArg_ParseTuple(args, "O!IO!:_bind", ms->Store, &store, &family, &PyTuple_Type, &labelnames))
+    if (!ms || !PyArg_ParseTuple(args, "O!IO!|K:_bind", ms->Store, &store, &family, &PyTuple_Type, &labelnames,
+                                 &max_series))
         return NULL;
     if (self->store) {
         PyErr_SetString(PyExc_RuntimeError, "metric is already bound");
@@ -237,6 +285,8 @@ static PyObject *Metric_bind(MetricObject *self, PyObject *args)
     self->family = family;
     self->fam = fam;
     self->removals_at = &fp_hdr(&self->store->st)->removals;
+    self->per_process = fp_family_per_process(&self->store->st, fam);
+    self->max_series = max_series;
     self->labelnames = Py_NewRef(labelnames);
     self->children = children;
     if (fam->nlabels == 0 && take_own_series(self) < 0)
@@ -267,13 +317,12 @@ static PyObject *label_values(MetricObject *self, PyObject *args, PyObject *kw)
     }
     Py_ssize_t n = PyTuple_GET_SIZE(self->labelnames);
     if (n == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: metric has no labels", fp_metric_name(self));
+        PyErr_Format(PyExc_ValueError, "No label names were set when constructing %s:%s", TYPE_AND_NAME(self));
         return NULL;
     }
     if (kw && PyDict_GET_SIZE(kw)) {
         if (PyTuple_GET_SIZE(args)) {
-            PyErr_Format(PyExc_ValueError, "%s: pass label values by position or by name, not both",
-                         fp_metric_name(self));
+            PyErr_SetString(PyExc_ValueError, "Can't pass both *args and **kwargs");
             return NULL;
         }
         if (PyDict_GET_SIZE(kw) != n)
@@ -299,8 +348,8 @@ static PyObject *label_values(MetricObject *self, PyObject *args, PyObject *kw)
         return t;
     }
     if (PyTuple_GET_SIZE(args) != n) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd label values for %R, got %zd", fp_metric_name(self), n,
-                     self->labelnames, PyTuple_GET_SIZE(args));
+        PyErr_Format(PyExc_ValueError, "Incorrect label count (%s: expected %zd label values for %R, got %zd)",
+                     fp_metric_name(self), n, self->labelnames, PyTuple_GET_SIZE(args));
         return NULL;
     }
     int all_str = 1;
@@ -321,16 +370,21 @@ static PyObject *label_values(MetricObject *self, PyObject *args, PyObject *kw)
     }
     return t;
 badnames:
-    PyErr_Format(PyExc_ValueError, "%s: label names must be exactly %R, got %R", fp_metric_name(self),
+    PyErr_Format(PyExc_ValueError, "Incorrect label names (%s: expected %R, got %R)", fp_metric_name(self),
                  self->labelnames, kw);
     return NULL;
 }
 
 static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
 {
-    if (!self->children) {
-        PyErr_Format(PyExc_ValueError, "%s: labels() was called on a child; call it on the parent metric",
-                     fp_metric_name(self));
+    if (!self->children) { /* a child: prometheus_client's message, naming its labels */
+        PyObject *z = PyObject_CallFunction((PyObject *)&PyZip_Type, "OO", self->labelnames, self->labelvalues);
+        PyObject *d = z ? PyObject_CallOneArg((PyObject *)&PyDict_Type, z) : NULL;
+        if (d)
+            PyErr_Format(PyExc_ValueError, "%s:%s already has labels set (%R); can not chain calls to .labels()",
+                         TYPE_AND_NAME(self), d);
+        Py_XDECREF(z);
+        Py_XDECREF(d);
         return NULL;
     }
     PyObject *key = label_values(self, args, kw);
@@ -346,7 +400,8 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
     /* The removal count is read before the lookup: a removal after it is
      * seen at the child's first update. */
     uint64_t removals = fp_removals(&self->store->st);
-    if (PyErr_Occurred() || series_for(self, key, &se) < 0) {
+    int found = PyErr_Occurred() ? -1 : series_for(self, key, &se);
+    if (found < 0) {
         Py_DECREF(key);
         return NULL;
     }
@@ -359,9 +414,10 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
     c->store = (StoreObject *)Py_NewRef(self->store);
     c->family = self->family;
     c->fam = self->fam;
-    c->series = se;
     c->removals_at = self->removals_at;
-    c->removals = removals;
+    c->per_process = self->per_process;
+    c->max_series = self->max_series;
+    checked(c, se, removals, found);
     c->labelnames = Py_NewRef(self->labelnames);
     c->labelvalues = key; /* takes the reference */
     if (tp->tp_dictoffset) {
@@ -375,7 +431,9 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
             return NULL;
         }
     }
-    if (PyDict_SetItem(self->children, key, (PyObject *)c) < 0) {
+    /* A child of the overflow series is not kept: past a limit, label
+     * values are the unbounded ones, and each would stay in memory. */
+    if (!found && PyDict_SetItem(self->children, key, (PyObject *)c) < 0) {
         Py_DECREF(c);
         return NULL;
     }
@@ -389,18 +447,19 @@ static PyObject *Metric_remove(MetricObject *self, PyObject *args)
                      fp_metric_name(self));
         return NULL;
     }
-    PyObject *key = label_values(self, args, NULL);
+    /* No values on an unlabelled metric: its one series (Counter.reset). */
+    PyObject *key = self->store && !PyTuple_GET_SIZE(self->labelnames) && !PyTuple_GET_SIZE(args)
+                        ? Py_NewRef(args) : label_values(self, args, NULL);
     if (!key)
         return NULL;
     values_buf vb = {0};
     int rc = values_of(key, &vb) < 0 ? -1 : fp_series_remove(&self->store->st, self->family, vb.vp, vb.vl);
     values_free(&vb);
-    if (rc == FP_ENOTFOUND) {
+    if (rc == FP_ENOTFOUND)
         rc = FP_OK; /* nothing to remove, as in prometheus_client */
-    } else if (rc != FP_OK && !PyErr_Occurred()) {
-        fp_raise_status(Py_TYPE(self), rc, fp_metric_name(self));
-        rc = -1;
-    } else if (rc != FP_OK) {
+    else if (rc != FP_OK) {
+        if (!PyErr_Occurred())
+            fp_raise_status(Py_TYPE(self), rc, fp_metric_name(self));
         rc = -1;
     }
     if (rc == FP_OK && PyDict_DelItem(self->children, key) < 0) {
@@ -457,106 +516,37 @@ static PyObject *Metric_samples(MetricObject *self, PyObject *args)
     return fp_family_samples(&self->store->st, self->family, sample_type, exemplar_type);
 }
 
-/* Reads a finite (when `finite`) double argument; 0 or -1. */
-static int amount_arg(MetricObject *self, PyObject *o, double *out, int finite, const char *what)
+/* Reads a double argument: any (check 0), not NaN (1), finite (2).  0 or -1. */
+static int amount_arg(MetricObject *self, PyObject *o, double *out, int check, const char *what)
 {
     *out = PyFloat_AsDouble(o);
     if (*out == -1.0 && PyErr_Occurred())
         return -1;
-    if (finite && !isfinite(*out)) {
-        PyErr_Format(PyExc_ValueError, "%s: %s must be a finite number, got %R", fp_metric_name(self), what, o);
+    if ((check == 1 && isnan(*out)) || (check == 2 && !isfinite(*out))) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a %s, got %R", fp_metric_name(self), what,
+                     check == 1 ? "number (not NaN)" : "finite number", o);
         return -1;
     }
     return 0;
 }
 
-int fp_exemplar_text(MetricObject *m, PyObject *exemplar, char *text, size_t *len)
+/* Matches fastcall arguments to the parameters p0 and p1 (NULL: none), by
+ * position or keyword, as prometheus_client's methods take them; 0 or -1. */
+static int match_args(const char *fname, const char *p0, const char *p1, PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames, PyObject **a0, PyObject **a1)
 {
-    if (!PyDict_Check(exemplar)) {
-        PyErr_Format(PyExc_TypeError, "%s: exemplar must be a dict of str to str", fp_metric_name(m));
-        return -1;
-    }
-    /* At most 128 characters, so at most 128 pairs (a name has one at least). */
-    const char *kp[FP_EXEMPLAR_MAX_CHARS], *vp[FP_EXEMPLAR_MAX_CHARS];
-    size_t kl[FP_EXEMPLAR_MAX_CHARS], vl[FP_EXEMPLAR_MAX_CHARS];
-    uint32_t order[FP_EXEMPLAR_MAX_CHARS];
-    Py_ssize_t chars = 0, pos = 0, n = 0, bytes = 2;
-    PyObject *k, *v;
-    while (PyDict_Next(exemplar, &pos, &k, &v)) {
-        Py_ssize_t a, c;
-        if (n == (Py_ssize_t)FP_EXEMPLAR_MAX_CHARS)
-            goto toolong; /* a 129th pair: more than 128 characters */
-        if (!(kp[n] = fp_utf8(k, &a, "exemplar label name")) || !(vp[n] = fp_utf8(v, &c, "exemplar label value")))
-            return -1;
-        if (!fp_valid_label_name(kp[n], (size_t)a)) {
-            PyErr_Format(PyExc_ValueError, "%s: invalid exemplar label name %R", fp_metric_name(m), k);
-            return -1;
-        }
-        chars += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
-        if (chars > (Py_ssize_t)FP_EXEMPLAR_MAX_CHARS)
-            goto toolong;
-        /* The rendered pair: one more byte per \\, " and newline in the value. */
-        bytes += a + c + 4;
-        for (Py_ssize_t i = 0; i < c; i++)
-            bytes += vp[n][i] == '\\' || vp[n][i] == '"' || vp[n][i] == '\n';
-        kl[n] = (size_t)a;
-        vl[n] = (size_t)c;
-        n++;
-    }
-    if (bytes > (Py_ssize_t)FP_EXEMPLAR_TEXT)
-        goto toolong;
-    /* Sorted by name, as prometheus_client writes exemplar labels. */
-    fp_sort_names(kp, kl, (size_t)n, order);
-    char *p = text;
-    *p++ = '{';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (i)
-            *p++ = ',';
-        p += fp_label_pair(p, kp[order[i]], kl[order[i]], vp[order[i]], vl[order[i]]);
-    }
-    *p++ = '}';
-    *len = (size_t)(p - text);
-    return 0;
-toolong:
-    PyErr_Format(PyExc_ValueError, "%s: exemplar labels exceed %u characters (OpenMetrics limit): %R",
-                 fp_metric_name(m), FP_EXEMPLAR_MAX_CHARS, exemplar);
-    return -1;
-}
-
-/* Parses an exemplar argument into text; 1 when there is one, 0 for
- * none, -1 for a bad one (checked before anything is counted). */
-static int exemplar_arg(MetricObject *m, PyObject *exemplar, char *text, size_t *len)
-{
-    if (!exemplar || exemplar == Py_None)
-        return 0;
-    return fp_exemplar_text(m, exemplar, text, len) < 0 ? -1 : 1;
-}
-
-/* Stores an exemplar after its count was recorded.  An exemplar is a
- * sample of the data, never the data: when the store has no room for it,
- * it is dropped and the count stands. */
-static void keep_exemplar(MetricObject *m, fp_series *se, uint32_t nslots, uint32_t slot, const char *text,
-                          size_t len, double value)
-{
-    (void)fp_exemplar_put(&m->store->st, se, nslots, slot, text, len, value, fp_now());
-}
-
-/* Matches fastcall keyword arguments `amount` and `exemplar`; 0 or -1. */
-static int amount_exemplar_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                                PyObject **amount, PyObject **exemplar)
-{
-    *amount = nargs > 0 ? args[0] : NULL;
-    *exemplar = nargs > 1 ? args[1] : NULL;
-    if (nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "%s() takes at most 2 arguments (amount, exemplar)", fname);
+    *a0 = nargs > 0 ? args[0] : NULL;
+    *a1 = nargs > 1 ? args[1] : NULL;
+    if (nargs > 1 + !!p1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d argument%s", fname, 1 + !!p1, p1 ? "s" : "");
         return -1;
     }
     for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); i++) {
         PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_CompareWithASCIIString(k, "amount") == 0 && !*amount)
-            *amount = args[nargs + i];
-        else if (PyUnicode_CompareWithASCIIString(k, "exemplar") == 0 && !*exemplar)
-            *exemplar = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(k, p0) == 0 && !*a0)
+            *a0 = args[nargs + i];
+        else if (p1 && PyUnicode_CompareWithASCIIString(k, p1) == 0 && !*a1)
+            *a1 = args[nargs + i];
         else {
             PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, k);
             return -1;
@@ -575,7 +565,7 @@ static PyObject *Counter_inc(MetricObject *self, PyObject *const *args, Py_ssize
         Py_RETURN_NONE;
     }
     PyObject *amount, *exemplar;
-    if (amount_exemplar_args("inc", args, nargs, kwnames, &amount, &exemplar) < 0)
+    if (match_args("inc", "amount", "exemplar", args, nargs, kwnames, &amount, &exemplar) < 0)
         return NULL;
     double v = 1.0;
     if (amount && amount_arg(self, amount, &v, 1, "increment") < 0)
@@ -588,71 +578,61 @@ static PyObject *Counter_inc(MetricObject *self, PyObject *const *args, Py_ssize
     /* As prometheus_client does: counted first, then the exemplar checked. */
     char text[FP_EXEMPLAR_TEXT];
     size_t tlen = 0;
-    int ex = exemplar_arg(self, exemplar, text, &tlen);
+    int ex = fp_exemplar_arg(self, exemplar, text, &tlen);
     if (ex < 0)
         return NULL;
     if (ex)
-        keep_exemplar(self, se, 1, 0, text, tlen, v);
+        fp_keep_exemplar(self, se, 1, 0, text, tlen, v);
     Py_RETURN_NONE;
 }
 
-static PyObject *gauge_update(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, double sign,
-                              const char *fname)
+/* inc(amount=1), dec(amount=1) (sign -1) and set(value) (sign 0). */
+static PyObject *gauge_update(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                              double sign, const char *fname)
 {
     fp_series *se = series_of(self);
-    if (!se)
-        return NULL;
-    if (nargs > 1) {
-        PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument", fname);
-        return NULL;
-    }
+    PyObject *a, *none;
     double v = 1.0;
-    if (nargs && amount_arg(self, args[0], &v, 0, "amount") < 0)
+    if (!se || match_args(fname, sign ? "amount" : "value", NULL, args, nargs, kwnames, &a, &none) < 0)
         return NULL;
-    fp_gauge_add(se, sign * v);
+    if (!sign) { /* set(value) takes float(value), as prometheus_client's does: a numeric str too */
+        PyObject *f = a ? PyNumber_Float(a) : PyErr_Format(PyExc_TypeError, "set() missing required argument 'value'");
+        if (!f)
+            return NULL;
+        fp_gauge_set(se, PyFloat_AS_DOUBLE(f));
+        Py_DECREF(f);
+    } else if (a && amount_arg(self, a, &v, 0, "amount") < 0) {
+        return NULL;
+    } else {
+        fp_gauge_add(se, sign * v);
+    }
     if (self->fam->mpmode != FP_MP_NONE)
         fp_gauge_touch(se, fp_now());
     Py_RETURN_NONE;
 }
 
-static PyObject *Gauge_inc(MetricObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return gauge_update(self, args, nargs, 1.0, "inc");
-}
-
-static PyObject *Gauge_dec(MetricObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return gauge_update(self, args, nargs, -1.0, "dec");
-}
-
-static PyObject *Gauge_set(MetricObject *self, PyObject *value)
-{
-    fp_series *se = series_of(self);
-    double v;
-    if (!se || amount_arg(self, value, &v, 0, "value") < 0)
-        return NULL;
-    fp_gauge_set(se, v);
-    if (self->fam->mpmode != FP_MP_NONE)
-        fp_gauge_touch(se, fp_now());
-    Py_RETURN_NONE;
-}
+#define GAUGE_METHOD(fn, sign, name)                                                                \
+    static PyObject *fn(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw) \
+    {                                                                                               \
+        return gauge_update(self, args, nargs, kw, sign, name);                                     \
+    }
+GAUGE_METHOD(Gauge_inc, 1.0, "inc")
+GAUGE_METHOD(Gauge_dec, -1.0, "dec")
+GAUGE_METHOD(Gauge_set, 0.0, "set")
 
 /* The value of observe(amount, exemplar=None); 0 or -1. */
 static int observe_args(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, double *v,
                         PyObject **exemplar)
 {
     PyObject *amount;
-    if (nargs == 1 && !kwnames) {
-        amount = args[0];
-        *exemplar = NULL;
-    } else if (amount_exemplar_args("observe", args, nargs, kwnames, &amount, exemplar) < 0) {
+    if (match_args("observe", "amount", "exemplar", args, nargs, kwnames, &amount, exemplar) < 0)
         return -1;
-    }
     if (!amount) {
         PyErr_SetString(PyExc_TypeError, "observe() missing required argument 'amount'");
         return -1;
     }
-    return amount_arg(self, amount, v, 1, "observed value");
+    /* NaN would land in no bucket (or the first); a quantile sketch takes finite values only. */
+    return amount_arg(self, amount, v, self->fam->nquantiles ? 2 : 1, "observed value");
 }
 
 static PyObject *Histogram_observe(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -668,11 +648,11 @@ static PyObject *Histogram_observe(MetricObject *self, PyObject *const *args, Py
     /* As prometheus_client does: counted first, then the exemplar checked. */
     char text[FP_EXEMPLAR_TEXT];
     size_t tlen = 0;
-    int ex = exemplar_arg(self, exemplar, text, &tlen);
+    int ex = fp_exemplar_arg(self, exemplar, text, &tlen);
     if (ex < 0)
         return NULL;
     if (ex)
-        keep_exemplar(self, se, f->nbuckets, i, text, tlen, v);
+        fp_keep_exemplar(self, se, f->nbuckets, i, text, tlen, v);
     Py_RETURN_NONE;
 }
 
@@ -717,32 +697,35 @@ static PyGetSetDef Metric_getset[] = {
 static PyMethodDef Metric_methods[] = {
     {"_bind", (PyCFunction)Metric_bind, METH_VARARGS, "Attach to a store family (internal)."},
     {"labels", (PyCFunction)(void (*)(void))Metric_labels, METH_VARARGS | METH_KEYWORDS,
-     "labels(*values, **labels) -> child\n\nReturns the cached child for these label values."},
-    {"remove", (PyCFunction)Metric_remove, METH_VARARGS, "remove(*values)\n\nDrops one series."},
-    {"clear", (PyCFunction)Metric_clear_series, METH_NOARGS, "clear()\n\nDrops every series."},
+     "labels($self, /, *labelvalues, **labelkwargs)\n--\n\nReturns the cached child for these label values."},
+    {"remove", (PyCFunction)Metric_remove, METH_VARARGS, "remove($self, /, *labelvalues)\n--\n\nDrops one series."},
+    {"clear", (PyCFunction)Metric_clear_series, METH_NOARGS, "clear($self, /)\n--\n\nDrops every series."},
     {"_samples", (PyCFunction)Metric_samples, METH_VARARGS, "The family's samples (internal)."},
     {"_after_fork", (PyCFunction)Metric_after_fork, METH_NOARGS, "Re-keys per-process series (internal)."},
     {NULL}};
 
 static PyMethodDef Counter_methods[] = {
     {"inc", (PyCFunction)(void (*)(void))Counter_inc, METH_FASTCALL | METH_KEYWORDS,
-     "inc(amount=1, exemplar=None)\n\nIncrements by a non-negative finite amount."},
+     "inc($self, /, amount=1, exemplar=None)\n--\n\nIncrements by a non-negative amount (not NaN)."},
     {NULL}};
 
 static PyMethodDef Gauge_methods[] = {
-    {"inc", (PyCFunction)(void (*)(void))Gauge_inc, METH_FASTCALL, "inc(amount=1)\n\nAdds amount."},
-    {"dec", (PyCFunction)(void (*)(void))Gauge_dec, METH_FASTCALL, "dec(amount=1)\n\nSubtracts amount."},
-    {"set", (PyCFunction)Gauge_set, METH_O, "set(value)\n\nSets the value."},
+    {"inc", (PyCFunction)(void (*)(void))Gauge_inc, METH_FASTCALL | METH_KEYWORDS,
+     "inc($self, /, amount=1)\n--\n\nAdds amount."},
+    {"dec", (PyCFunction)(void (*)(void))Gauge_dec, METH_FASTCALL | METH_KEYWORDS,
+     "dec($self, /, amount=1)\n--\n\nSubtracts amount."},
+    {"set", (PyCFunction)(void (*)(void))Gauge_set, METH_FASTCALL | METH_KEYWORDS,
+     "set($self, /, value)\n--\n\nSets the value."},
     {NULL}};
 
 static PyMethodDef Histogram_methods[] = {
     {"observe", (PyCFunction)(void (*)(void))Histogram_observe, METH_FASTCALL | METH_KEYWORDS,
-     "observe(amount, exemplar=None)\n\nRecords a finite value."},
+     "observe($self, /, amount, exemplar=None)\n--\n\nRecords a value (not NaN)."},
     {NULL}};
 
 static PyMethodDef Summary_methods[] = {
     {"observe", (PyCFunction)(void (*)(void))Summary_observe, METH_FASTCALL | METH_KEYWORDS,
-     "observe(amount)\n\nRecords a finite value."},
+     "observe($self, /, amount)\n--\n\nRecords a value (not NaN; finite with quantiles)."},
     {NULL}};
 
 static PyType_Slot Metric_slots[] = {

@@ -52,11 +52,17 @@ typedef struct {
     fp_series *series;      /* NULL on a parent that has labels */
     const fp_word *removals_at; /* the store's removal count (NULL until _bind) */
     uint64_t removals;      /* its value when `series` was last checked */
+    uint32_t gen;           /* `series`' generation then (a reused record is another series) */
+    int per_process;        /* a per-process gauge of a shared store: its series is this process's */
+    uint64_t forks;         /* per-process: the fork generation `series` belongs to */
     uint32_t family;
     PyObject *labelnames;   /* tuple of str */
     PyObject *children;     /* parent: dict of label-value tuple -> child (owned here) */
     PyObject *labelvalues;  /* child: tuple of str */
     int overflow_warned;
+    int limit_warned;
+    int in_overflow;        /* `series` is the overflow series (store full, or max_series) */
+    uint64_t max_series;    /* new label sets past this many live series go to the overflow series (0: no limit) */
 } MetricObject;
 
 /* ---- store_type.c ---- */
@@ -71,12 +77,19 @@ extern PyType_Spec fp_Metric_spec, fp_Counter_spec, fp_Gauge_spec, fp_Histogram_
 /* The metric's name, for messages. */
 const char *fp_metric_name(MetricObject *m);
 /* Finds or creates the series of these label values (UTF-8), counting a
- * new label set under the overflow series when the store is full.
- * 0 or -1. */
+ * new label set under the overflow series when the store is full or the
+ * metric's max_series is reached: 0, 1 for the overflow series, or -1. */
 int fp_metric_series(MetricObject *m, const char *const *values, const size_t *lens, fp_series **out);
+
+/* ---- exemplar.c ---- */
 /* Renders an exemplar label dict into text ({a="b"}), checking it as
  * OpenMetrics requires; 0 or -1. */
 int fp_exemplar_text(MetricObject *m, PyObject *exemplar, char *text, size_t *len);
+/* An update method's exemplar argument: 1 with its text, 0 for none, -1. */
+int fp_exemplar_arg(MetricObject *m, PyObject *exemplar, char *text, size_t *len);
+/* Stores an exemplar after its count; dropped when the store has no room. */
+void fp_keep_exemplar(MetricObject *m, fp_series *se, uint32_t nslots, uint32_t slot, const char *text, size_t len,
+                      double value);
 
 /* ---- families.c ---- */
 /* Writes a family built in Python (prometheus_client's Metric shape). */

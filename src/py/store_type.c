@@ -100,6 +100,22 @@ static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     if (open_stores)
         open_stores->prev = self;
     open_stores = self;
+    if (fp_shared(&self->st)) {
+        /* What a process that died creating a series left, put right. */
+        Py_BEGIN_ALLOW_THREADS
+        fp_store_repair(&self->st);
+        Py_END_ALLOW_THREADS
+        if (self->st.room && self->st.room < size &&
+            PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                             "the filesystem of the metrics store file %s has %llu MiB free, less than the store's "
+                             "%llu MiB: when it fills, new label sets are counted under the overflow series; give "
+                             "it more room (a larger tmpfs, e.g. /dev/shm) or set FASTPROM_STORE_SIZE smaller",
+                             self->st.path, (unsigned long long)(self->st.room >> 20),
+                             (unsigned long long)(size >> 20)) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
     if (fp_shared(&self->st) && self->st.proc == 0 && warn_untracked() < 0) {
         Py_DECREF(self);
         return NULL;
@@ -247,12 +263,13 @@ static PyObject *Store_stats(StoreObject *self, PyObject *Py_UNUSED(ignored))
 {
     fp_header *h = fp_hdr(&self->st);
     uint64_t top = fp_load(&h->top);
-    return Py_BuildValue("{sKsKsKsKsIsKsi}", "size", (unsigned long long)h->size, "used",
+    return Py_BuildValue("{sKsKsKsKsIsKsisKsK}", "size", (unsigned long long)h->size, "used",
                          (unsigned long long)(top < h->size ? top : h->size), "series",
                          (unsigned long long)fp_load(&h->nseries), "max_series",
                          (unsigned long long)h->max_series, "families", fp_family_count(&self->st),
                          "overflowed", (unsigned long long)fp_load(&h->overflowed), "shared",
-                         fp_shared(&self->st));
+                         fp_shared(&self->st), "backed", (unsigned long long)fp_load(&h->committed), "tombstones",
+                         (unsigned long long)fp_load(&h->tombstones));
 }
 
 /* processes() -> list of (pid, alive) for every process attached to a shared store. */
@@ -320,6 +337,27 @@ static PyObject *Store_family(StoreObject *self, PyObject *arg)
                          fp_at(s, f->help), (Py_ssize_t)f->help_len, fp_at(s, f->unit), (Py_ssize_t)f->unit_len);
 }
 
+/* limited() -> list of (family name, lookups sent to its overflow series by
+ * a max_series limit, its live series) for every family that has had one. */
+static PyObject *Store_limited(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    const fp_store *s = &self->st;
+    PyObject *list = PyList_New(0);
+    uint32_t n = fp_family_count(s);
+    for (uint32_t i = 0; list && i < n; i++) {
+        const fp_family *f = fp_family_get(s, i);
+        uint64_t limited = f ? fp_load(&f->limited) : 0;
+        if (!limited)
+            continue;
+        PyObject *t = Py_BuildValue("(s#KK)", fp_at(s, f->name), (Py_ssize_t)f->name_len,
+                                    (unsigned long long)limited, (unsigned long long)fp_load(&f->nlive));
+        if (!t || PyList_Append(list, t) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(t);
+    }
+    return list;
+}
+
 /* samples(index, Sample, Exemplar) -> list of samples, as collect() shows them */
 static PyObject *Store_samples(StoreObject *self, PyObject *args)
 {
@@ -332,6 +370,16 @@ static PyObject *Store_samples(StoreObject *self, PyObject *args)
         return NULL;
     }
     return fp_family_samples(&self->st, idx, sample_type, exemplar_type);
+}
+
+/* repair() -> int: puts right what a process that died creating a series left. */
+static PyObject *Store_repair(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int n;
+    Py_BEGIN_ALLOW_THREADS
+    n = fp_store_repair(&self->st);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(n);
 }
 
 /* check() -> None, or what the consistency check found wrong. */
@@ -360,8 +408,13 @@ static PyMethodDef Store_methods[] = {
      "attach_process()\n\nRegisters the calling process (after a fork)."},
     {"family_count", (PyCFunction)Store_family_count, METH_NOARGS, "family_count() -> int"},
     {"family", (PyCFunction)Store_family, METH_O, "family(index) -> (name, type, help, unit)"},
+    {"limited", (PyCFunction)Store_limited, METH_NOARGS,
+     "limited() -> [(name, lookups, live series)]\n\nFamilies whose max_series sent label sets to the overflow "
+     "series: how many lookups it took there, and the series they have."},
     {"samples", (PyCFunction)Store_samples, METH_VARARGS,
      "samples(index, Sample, Exemplar) -> list\n\nA family's samples as collect() shows them."},
+    {"repair", (PyCFunction)Store_repair, METH_NOARGS,
+     "repair() -> int\n\nLinks series a dead process published but did not link; shows reused ones it did not."},
     {"check", (PyCFunction)Store_check, METH_VARARGS,
      "check(quiescent=True) -> str or None\n\nThe full consistency check; what is wrong, or None."},
     {NULL}};
