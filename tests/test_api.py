@@ -204,19 +204,45 @@ def test_default_registry_has_process_and_platform_collectors():
 
 # ---- bad input: a clear error, and the store unchanged ---------------------
 
-@pytest.mark.parametrize("name", ["", "1abc", "a-b", "a b", "é"])
-def test_invalid_metric_names(registry, name):
-    with pytest.raises(InvalidMetricError, match="name"):
-        Counter(name, "doc", registry=registry)
+def test_empty_and_non_utf8_metric_names_are_refused(registry):
+    with pytest.raises(InvalidMetricError, match="Metric name should not be empty"):
+        Counter("", "doc", registry=registry)
+    with pytest.raises(InvalidMetricError, match="invalid metric name"):
+        Counter("lone\ud800surrogate", "doc", registry=registry)
     assert generate_latest(registry) == b""
 
 
+@pytest.mark.parametrize("name", ["1abc", "a-b", "a b", "é", "dotted.name"])
+def test_utf8_metric_names_as_prometheus_client_takes_them(name):
+    """Any UTF-8 name is a metric name (prometheus_client 0.22 and later),
+    written escaped or quoted as the escaping scheme says, byte for byte as
+    prometheus_client writes it; legacy validation refuses it."""
+    import prometheus_client
+    from prometheus_client.openmetrics import exposition as pc_om
+
+    from fastprom import validation
+    from fastprom.openmetrics import exposition as om
+
+    ours, theirs = CollectorRegistry(), prometheus_client.CollectorRegistry()
+    for mod, reg in ((fastprom, ours), (prometheus_client, theirs)):
+        mod.Gauge(name, "doc", ["k"], registry=reg).labels("v").set(2)
+    for escaping in ("underscores", "allow-utf-8", "dots", "values"):
+        assert generate_latest(ours, escaping) == prometheus_client.generate_latest(theirs, escaping)
+        assert om.generate_latest(ours, escaping) == pc_om.generate_latest(theirs, escaping)
+    validation.enable_legacy_validation()
+    try:
+        with pytest.raises(InvalidMetricError, match="invalid metric name " + name):
+            Gauge(name, "doc", registry=CollectorRegistry())
+    finally:
+        validation.disable_legacy_validation()
+
+
 @pytest.mark.parametrize("cls,labels,match", [
-    (Counter, ["a-b"], "invalid label name"),
-    (Counter, ["__x"], "reserved"),
+    (Counter, ["a-b"], "^Invalid label metric name: a-b"),
+    (Counter, ["__x"], "^Reserved label metric name: __x"),
     (Counter, ["a", "a"], "duplicate label names"),
-    (Histogram, ["le"], "reserved"),
-    (Summary, ["quantile"], "reserved"),
+    (Histogram, ["le"], "^Reserved label metric name: le"),
+    (Summary, ["quantile"], "^Reserved label metric name: quantile"),
     (Counter, "ab", "not a str"),
 ])
 def test_invalid_label_names(registry, cls, labels, match):
@@ -227,8 +253,10 @@ def test_invalid_label_names(registry, cls, labels, match):
 
 
 def test_enum_name_is_reserved_label(registry):
-    with pytest.raises(InvalidMetricError, match="reserved"):
+    with pytest.raises(InvalidMetricError, match="^Overlapping labels for Enum metric: state$"):
         Enum("state", "doc", ["state"], states=["a"], registry=registry)
+    with pytest.raises(InvalidMetricError, match="^No states provided for Enum metric: state$"):
+        Enum("state", "doc", registry=registry)
 
 
 @pytest.mark.parametrize("buckets,match", [
@@ -244,40 +272,113 @@ def test_invalid_buckets(registry, buckets, match):
     assert generate_latest(registry) == b""
 
 
-def test_wrong_label_count_and_names(registry):
-    c = Counter("c", "C", ["a", "b"], registry=registry)
-    with pytest.raises(ValueError, match="c: expected 2 label values"):
-        c.labels("x")
-    with pytest.raises(ValueError, match="label names must be exactly"):
-        c.labels(a="x", z="y")
-    with pytest.raises(ValueError, match="not both"):
-        c.labels("x", b="y")
-    with pytest.raises(ValueError, match="call .labels"):
-        c.inc()
-    with pytest.raises(ValueError, match="has no labels"):
-        Counter("nolabels", "N", registry=registry).labels("x")
-    assert b"c_total{" not in generate_latest(registry)
+@pytest.mark.parametrize("cls", [Counter, Gauge, Histogram, Summary, Info, Enum])
+def test_label_errors_are_worded_as_prometheus_client_words_them(registry, cls):
+    """prometheus_client's message first (code matches on it), then which metric."""
+    kw = {"states": ["a"]} if cls is Enum else {}
+    m = cls("m", "M", ["a", "b"], registry=registry, **kw)
+    kind = m._type
+    with pytest.raises(ValueError, match=r"^Incorrect label count \(m: expected 2 label values"):
+        m.labels("x")
+    with pytest.raises(ValueError, match=r"^Incorrect label names \(m: expected"):
+        m.labels(a="x", z="y")
+    with pytest.raises(ValueError, match=r"^Can't pass both \*args and \*\*kwargs$"):
+        m.labels("x", b="y")
+    with pytest.raises(ValueError, match=rf"^{kind}:m already has labels set \({{'a': 'x', 'b': 'y'}}\); "
+                                         r"can not chain calls to \.labels\(\)$"):
+        m.labels("x", "y").labels("x", "y")
+    with pytest.raises(ValueError, match=r"^Incorrect label count \(expected 2, got \('x',\)\)$"):
+        m.remove("x")
+    update = {"counter": "inc", "gauge": "set", "histogram": "observe", "summary": "observe", "info": "info",
+              "stateset": "state"}[kind]
+    arg = {"info": {}, "stateset": "a"}.get(kind, 1)
+    with pytest.raises(ValueError, match=rf"^{kind} metric is missing label values \(m has labels"):
+        getattr(m, update)(arg)
+    one = cls("one", "O", registry=registry, **kw)
+    for call in (lambda: one.labels("x"), lambda: one.remove("x"), lambda: one.remove_by_labels({"a": "x"})):
+        with pytest.raises(ValueError, match=rf"^No label names were set when constructing {kind}:one$"):
+            call()
+    one.clear()  # an unlabelled metric: nothing to clear, as in prometheus_client
+    assert str(one) == f"{kind}:one"
+    # The refused calls made no series: only the child made on purpose is there.
+    series = {(s.labels["a"], s.labels["b"]) for f in registry.collect() if f.name == "m" for s in f.samples}
+    assert series == {("x", "y")}
 
 
-def test_negative_and_non_finite_updates_leave_value_unchanged(registry):
+def test_label_errors_match_prometheus_client_messages(registry):
+    """The same calls raise in prometheus_client with messages our wording keeps as a prefix."""
+    import re
+
+    import prometheus_client
+
+    theirs = prometheus_client.CollectorRegistry()
+    for mod, reg in ((prometheus_client, theirs), (fastprom, registry)):
+        c = mod.Counter("c", "C", ["a", "b"], registry=reg)
+        msgs = []
+        for call in (lambda: c.labels("x"), lambda: c.labels(a="x", z="y"), lambda: c.labels("x", b="y"),
+                     lambda: c.labels("x", "y").labels("x", "y"), lambda: c.inc(), lambda: c.inc(-1),
+                     lambda: mod.Counter("u", "U", registry=reg).labels("x"), lambda: c.remove("x"),
+                     lambda: c.remove_by_labels({"z": "x"})):
+            with pytest.raises(ValueError) as e:
+                call()
+            msgs.append(str(e.value))
+        if mod is prometheus_client:
+            expected = msgs
+        else:
+            for want, got in zip(expected, msgs):
+                assert re.match(re.escape(want), got), (want, got)
+
+
+def test_negative_and_nan_updates_leave_value_unchanged(registry):
     c = Counter("c", "C", registry=registry)
     h = Histogram("h", "H", registry=registry)
     s = Summary("s", "S", registry=registry)
+    q = Summary("q", "Q", quantiles=(0.5,), registry=registry)
     c.inc(3)
-    with pytest.raises(ValueError, match="Counters can only be incremented by non-negative amounts."):
-        c.inc(-1)
-    for bad in (float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="finite"):
+    for bad in (-1, float("-inf")):
+        with pytest.raises(ValueError, match="^Counters can only be incremented by non-negative amounts.$"):
             c.inc(bad)
-        with pytest.raises(ValueError, match="h: observed value must be a finite number"):
-            h.observe(bad)
-        with pytest.raises(ValueError, match="finite"):
-            s.observe(bad)
+    nan = float("nan")
+    with pytest.raises(ValueError, match="c: increment must be a number \\(not NaN\\)"):
+        c.inc(nan)
+    with pytest.raises(ValueError, match="h: observed value must be a number \\(not NaN\\)"):
+        h.observe(nan)
+    with pytest.raises(ValueError, match="not NaN"):
+        s.observe(nan)
+    for bad in (nan, float("inf"), float("-inf")):  # the quantile sketch takes finite values only
+        with pytest.raises(ValueError, match="q: observed value must be a finite number"):
+            q.observe(bad)
     with pytest.raises(TypeError):
         c.inc("1")
     assert value(registry, "c_total") == 3
     assert value(registry, "h_count") == 0
     assert value(registry, "s_count") == 0
+    assert value(registry, "q_count") == 0
+
+
+def test_infinite_updates_as_prometheus_client_records_them(registry):
+    """+Inf increments and ±Inf observations are taken, as prometheus_client
+    takes them: the +Inf bucket, an infinite sum, an infinite counter."""
+    import prometheus_client
+
+    theirs = prometheus_client.CollectorRegistry()
+    inf = float("inf")
+    for mod, reg in ((fastprom, registry), (prometheus_client, theirs)):
+        mod.Counter("c", "C", registry=reg).inc(inf)
+        h = mod.Histogram("h", "H", buckets=(1, 2), registry=reg)
+        h.observe(inf)
+        h.observe(-inf)
+        mod.Summary("s", "S", registry=reg).observe(-inf)
+    fastprom.disable_created_metrics()
+    prometheus_client.disable_created_metrics()
+    try:
+        assert generate_latest(registry) == prometheus_client.generate_latest(theirs)
+    finally:
+        fastprom.enable_created_metrics()
+        prometheus_client.enable_created_metrics()
+    assert value(registry, "h_bucket", {"le": "+Inf"}) == 2 and value(registry, "h_bucket", {"le": "1.0"}) == 1
+    assert value(registry, "h_sum") != value(registry, "h_sum")  # inf + -inf
+    assert value(registry, "c_total") == inf and value(registry, "s_sum") == -inf
 
 
 def test_bad_exemplars_are_rejected_after_counting(registry):
@@ -285,11 +386,13 @@ def test_bad_exemplars_are_rejected_after_counting(registry):
     c = Counter("c", "C", registry=registry)
     with pytest.raises(ValueError, match="128 characters"):
         c.inc(1, exemplar={"trace_id": "x" * 200})
-    with pytest.raises(ValueError, match="invalid exemplar label name"):
-        c.inc(1, exemplar={"bad-name": "x"})
+    with pytest.raises(ValueError, match="^Reserved label metric name: __bad"):
+        c.inc(1, exemplar={"__bad": "x"})
+    with pytest.raises(ValueError, match="cannot hold '='"):
+        c.inc(1, exemplar={"a=b": "x"})
     with pytest.raises(TypeError, match="exemplar must be a dict"):
         c.inc(1, exemplar=["trace_id"])
-    assert value(registry, "c_total") == 3
+    assert value(registry, "c_total") == 4
     assert b"# {" not in fastprom.generate_openmetrics(registry)
 
 
@@ -364,7 +467,7 @@ def test_children_know_their_metric(registry):
     child = c.labels("x")
     assert child._labelvalues == ("x",)
     assert "kids" in repr(child)
-    with pytest.raises(ValueError, match="kids: labels\\(\\) was called on a child"):
+    with pytest.raises(ValueError, match="counter:kids already has labels set"):
         child.labels("y")
     with pytest.raises(ValueError, match="kids: remove\\(\\) was called on a child"):
         child.remove("x")
@@ -419,7 +522,7 @@ def test_render_survives_collector_mutating_the_registry(registry):
 def test_a_bad_exemplar_raises_after_counting_as_prometheus_client_does(registry):
     c = Counter("exc", "E", registry=registry)
     with pytest.raises(ValueError):
-        c.inc(exemplar={"bad-name": "x"})
+        c.inc(exemplar={"__bad": "x"})
     assert value(registry, "exc_total") == 1
     c.inc(exemplar={"trace_id": "é" * 100})  # 108 characters, multi-byte: within the limit
     assert value(registry, "exc_total") == 2

@@ -8,7 +8,8 @@ import::
 from ._core import StoreFileError, StoreFullError, freeze_clock
 from .instruments import (DEFAULT_BUCKETS, Counter, Enum, Gauge, Histogram, Info, Summary, disable_created_metrics,
                           enable_created_metrics)
-from .collectors import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, GCCollector, PlatformCollector, ProcessCollector
+from .collectors import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, GCCollector, PlatformCollector,
+                         ProcessCollector)
 from .errors import DuplicateTimeseries, InvalidMetricError
 from .exposition import (CONTENT_TYPE_LATEST, CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PLAIN_1_0_0,
                          OPENMETRICS_CONTENT_TYPE, Exposition, MetricsHandler, basic_auth_handler, choose_encoder,

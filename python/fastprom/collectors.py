@@ -5,10 +5,9 @@ from __future__ import annotations
 import gc
 import os
 import platform as _platform
-import sys
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from .metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from .errors import DuplicateTimeseries
 from .registry import REGISTRY, CollectorRegistry
 
@@ -113,21 +112,28 @@ class ProcessCollector:
 class PlatformCollector:
     """``python_info``: the interpreter's version and implementation."""
 
-    def __init__(self, registry: Optional[CollectorRegistry] = REGISTRY) -> None:
-        v = sys.version_info
+    def __init__(self, registry: Optional[CollectorRegistry] = REGISTRY, platform: Optional[Any] = None) -> None:
+        # ``platform``: an object with the platform module's functions (tests pass a fake one).
+        pf = _platform if platform is None else platform
+        major, minor, patchlevel = pf.python_version_tuple()
         self._labels: Dict[str, str] = {
-            "version": _platform.python_version(),
-            "implementation": _platform.python_implementation(),
-            "major": str(v.major), "minor": str(v.minor), "patchlevel": str(v.micro),
+            "version": pf.python_version(), "implementation": pf.python_implementation(),
+            "major": major, "minor": minor, "patchlevel": patchlevel,
         }
+        if pf.system() == "Java":
+            version, _, (vm_name, vm_release, vm_vendor), _ = pf.java_ver()
+            self._labels.update(jvm_version=version, jvm_release=vm_release, jvm_vendor=vm_vendor, jvm_name=vm_name)
         if registry is not None:
             registry.register(self)
 
     def describe(self) -> List[Metric]:
-        return [InfoMetricFamily("python", "")]
+        return [GaugeMetricFamily("python_info", "")]
 
     def collect(self) -> Iterable[Metric]:
-        return [InfoMetricFamily("python", "Python platform information", value=self._labels)]
+        # A gauge of value 1, as prometheus_client writes it (# TYPE python_info gauge in OpenMetrics too).
+        g = GaugeMetricFamily("python_info", "Python platform information", labels=list(self._labels))
+        g.add_metric(list(self._labels.values()), 1)
+        return [g]
 
 
 class GCCollector:

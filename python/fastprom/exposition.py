@@ -9,11 +9,11 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from wsgiref.simple_server import WSGIServer
 
-from . import _push, _serve
+from . import _core, _push, _serve
 from ._push import (CompressionType, basic_auth_handler, default_handler, instance_ip_grouping_key,
                     passthrough_redirect_handler, tls_auth_handler)
 from ._serve import SupportsCollect, ThreadingWSGIServer
-from .registry import REGISTRY, CollectorRegistry
+from .registry import REGISTRY, Collector, CollectorRegistry
 
 CONTENT_TYPE_PLAIN_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
 """Content type of the Prometheus text format 0.0.4 (the one served when the scraper asks for no other)."""
@@ -43,11 +43,26 @@ def generate_openmetrics(registry: Any = REGISTRY, escaping: str = "underscores"
     return as_fastprom_registry(registry).render(True, escaping=escaping)
 
 
+#: How much of an Accept or Accept-Encoding header is read: a client can
+#: send megabytes, and the work per scrape must stay bounded.  Real headers
+#: are far shorter (Prometheus sends five media ranges).
+MAX_HEADER_CHARS = 4096
+MAX_MEDIA_RANGES = 32
+MAX_RANGE_PARAMS = 8
+
+
+def _split_header(header: str) -> List[List[str]]:
+    """The first MAX_MEDIA_RANGES media ranges of the first MAX_HEADER_CHARS
+    characters, each as its first MAX_RANGE_PARAMS + 1 ``;`` fields."""
+    parts = header[:MAX_HEADER_CHARS].split(",", MAX_MEDIA_RANGES)[:MAX_MEDIA_RANGES]
+    return [p.split(";", MAX_RANGE_PARAMS + 1)[:MAX_RANGE_PARAMS + 1] for p in parts]
+
+
 def _media_ranges(header: str) -> List[Tuple[str, Dict[str, str], float, int]]:
     """Parses an Accept or Accept-Encoding header: (type, params, q, position)."""
     out = []
-    for pos, part in enumerate(header.split(",")):
-        fields = [f.strip() for f in part.split(";")]
+    for pos, part in enumerate(_split_header(header)):
+        fields = [f.strip() for f in part]
         kind = fields[0].lower()
         if not kind:
             continue
@@ -178,8 +193,7 @@ def choose_encoder(accept_header: Optional[str]) -> Tuple[Callable[..., bytes], 
     import functools
 
     schemes = ("allow-utf-8", "underscores", "dots", "values")
-    for accepted in (accept_header or "").split(","):
-        toks = accepted.split(";")
+    for toks in _split_header(accept_header or ""):
         kind = toks[0].strip()
         if kind not in ("application/openmetrics-text", "text/plain"):
             continue
@@ -343,3 +357,32 @@ def delete_from_gateway(gateway: str, job: str, grouping_key: Optional[Dict[str,
     """Deletes the group's metrics from the Pushgateway (HTTP DELETE).
     Arguments as for :func:`push_to_gateway`."""
     _push.send("DELETE", gateway, job, grouping_key, timeout, handler, None, None, CONTENT_TYPE_PLAIN_0_0_4)
+
+
+# prometheus_client's helpers at this path.
+
+def floatToGoString(d: Any) -> str:
+    """A number as the exposition writes it (``1.0``, ``+Inf``, ``NaN``,
+    ``1.5e+07``), as prometheus_client's helper of this name writes it."""
+    return _core.format_value(float(d))
+
+
+def parse_version(version_str: str) -> Tuple[Any, ...]:
+    """``"1.0.0"`` as ``(1, 0, 0)``; parts that are not numbers stay str."""
+    return _version_tuple(version_str)
+
+
+def gzip_accepted(accept_encoding_header: str) -> bool:
+    """True when an ``Accept-Encoding`` header allows gzip (q-values are
+    honoured: ``gzip;q=0`` refuses it, ``*`` allows it)."""
+    return accepts_gzip(accept_encoding_header)
+
+
+def __getattr__(name: str) -> Any:
+    # SNAPPY_AVAILABLE: looked up on first use, not at import.
+    if name == "SNAPPY_AVAILABLE":
+        import importlib.util
+
+        return importlib.util.find_spec("snappy") is not None
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

@@ -5,14 +5,14 @@ written for it works unchanged.
 """
 from __future__ import annotations
 
-import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from . import validation
 from .errors import InvalidMetricError
-from .samples import Exemplar, Sample, Timestamp
+from .samples import Exemplar, NativeHistogram, Sample, Timestamp
 
-METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+METRIC_NAME_RE = validation.METRIC_NAME_RE
+LABEL_NAME_RE = validation.METRIC_LABEL_NAME_RE
 
 METRIC_TYPES = (
     "counter", "gauge", "summary", "histogram", "gaugehistogram", "unknown", "info", "stateset",
@@ -27,20 +27,24 @@ class Metric:
     def __init__(self, name: str, documentation: str, typ: str, unit: str = "") -> None:
         if unit and not name.endswith("_" + unit):
             name += "_" + unit
-        if not METRIC_NAME_RE.match(name):
-            raise InvalidMetricError(f"Invalid metric name: {name!r}")
+        try:
+            validation._validate_metric_name(name)
+        except ValueError as e:
+            raise InvalidMetricError(str(e)) from None
+        if typ == "untyped":  # the text format's name for it
+            typ = "unknown"
         if typ not in METRIC_TYPES:
-            raise InvalidMetricError(f"Invalid metric type {typ!r} for {name!r}; one of {METRIC_TYPES}")
-        self.name = name
-        self.documentation = documentation
-        self.unit = unit
-        self.type = typ
+            raise InvalidMetricError(f"Invalid metric type: {typ} ({name}: one of {METRIC_TYPES})")
+        self.name: str = name
+        self.documentation: str = documentation
+        self.unit: str = unit
+        self.type: str = typ
         self.samples: List[Sample] = []
 
-    def add_sample(self, name: str, labels: Dict[str, str], value: float,
-                   timestamp: _Ts = None, exemplar: Optional[Exemplar] = None) -> None:
+    def add_sample(self, name: str, labels: Dict[str, str], value: float, timestamp: _Ts = None,
+                   exemplar: Optional[Exemplar] = None, native_histogram: Optional[NativeHistogram] = None) -> None:
         """Adds a sample; ``name`` is the full sample name (with any suffix)."""
-        self.samples.append(Sample(name, labels, value, timestamp, exemplar))
+        self.samples.append(Sample(name, labels, value, timestamp, exemplar, native_histogram))
 
     def _restricted_metric(self, names: Iterable[str]) -> Optional["Metric"]:
         """The family with only the samples of these names, or None (as
@@ -62,10 +66,11 @@ class Metric:
                 f"{self.samples!r})")
 
 
-def _labelled(labels: Optional[Sequence[str]], value: object) -> List[str]:
+def _labelled(labels: Optional[Iterable[str]], value: object, what: str = "value") -> Tuple[str, ...]:
+    """The label names of a family built with ``labels`` or with ``value`` (one series), not both."""
     if labels is not None and value is not None:
-        raise ValueError("Can only specify at most one of value and labels.")
-    return list(labels or [])
+        raise ValueError(f"Can only specify at most one of {what} and labels.")
+    return tuple(labels or ())
 
 
 class UnknownMetricFamily(Metric):
@@ -140,50 +145,63 @@ class SummaryMetricFamily(Metric):
         self.samples.append(Sample(self.name + "_sum", lv, sum_value, timestamp))
 
 
-class HistogramMetricFamily(Metric):
-    """A histogram family; buckets are (upper bound, cumulative count) pairs."""
+_Bucket = Union[Tuple[str, float], Tuple[str, float, Exemplar]]
 
-    def __init__(self, name: str, documentation: str,
-                 buckets: Optional[Sequence[Tuple[str, float]]] = None,
+
+class HistogramMetricFamily(Metric):
+    """A histogram family; buckets are (upper bound, cumulative count) pairs,
+    or (upper bound, cumulative count, exemplar) triples, sorted, the last
+    one ``+Inf``."""
+
+    def __init__(self, name: str, documentation: str, buckets: Optional[Sequence[_Bucket]] = None,
                  sum_value: Optional[float] = None, labels: Optional[Sequence[str]] = None,
                  unit: str = "") -> None:
         super().__init__(name, documentation, "histogram", unit)
         if sum_value is not None and buckets is None:
             raise ValueError("sum value cannot be provided without buckets.")
-        self._labelnames = _labelled(labels, buckets)
+        self._labelnames = _labelled(labels, buckets, "buckets")
         if buckets is not None:
             self.add_metric([], buckets, sum_value)
 
-    def add_metric(self, labels: Sequence[str], buckets: Sequence[Tuple[str, float]],
-                   sum_value: Optional[float], timestamp: _Ts = None) -> None:
+    def add_metric(self, labels: Sequence[str], buckets: Sequence[_Bucket], sum_value: Optional[float],
+                   timestamp: _Ts = None) -> None:
+        """Adds one series: its buckets, then ``_count`` (the ``+Inf``
+        bucket's count) and ``_sum`` when ``sum_value`` is given and no
+        bucket bound is negative."""
         lv = dict(zip(self._labelnames, labels))
-        for bound, count in buckets:
-            self.samples.append(Sample(self.name + "_bucket", dict(lv, le=str(bound)), count, timestamp))
-        if sum_value is not None:
+        for b in buckets:
+            bound, count = b[0], b[1]
+            exemplar = b[2] if len(b) == 3 else None  # type: ignore[misc]
+            self.samples.append(Sample(self.name + "_bucket", dict(lv, le=bound), count, timestamp, exemplar))
+        # A histogram with negative buckets has no sum, and so no count either.
+        if float(buckets[0][0]) >= 0 and sum_value is not None:
             self.samples.append(Sample(self.name + "_count", lv, buckets[-1][1], timestamp))
             self.samples.append(Sample(self.name + "_sum", lv, sum_value, timestamp))
 
 
 class GaugeHistogramMetricFamily(Metric):
-    """A gauge histogram family."""
+    """A gauge histogram family; buckets are (upper bound, count) pairs,
+    sorted, the last one ``+Inf``."""
 
     def __init__(self, name: str, documentation: str,
                  buckets: Optional[Sequence[Tuple[str, float]]] = None,
                  gsum_value: Optional[float] = None, labels: Optional[Sequence[str]] = None,
                  unit: str = "") -> None:
         super().__init__(name, documentation, "gaugehistogram", unit)
-        self._labelnames = _labelled(labels, buckets)
+        self._labelnames = _labelled(labels, buckets, "buckets")
         if buckets is not None:
             self.add_metric([], buckets, gsum_value)
 
     def add_metric(self, labels: Sequence[str], buckets: Sequence[Tuple[str, float]],
                    gsum_value: Optional[float], timestamp: _Ts = None) -> None:
+        """Adds one series: its buckets, ``_gcount`` (the ``+Inf`` bucket's
+        count) and ``_gsum``.  A ``gsum_value`` of None fails at exposition,
+        as in prometheus_client."""
         lv = dict(zip(self._labelnames, labels))
         for bound, count in buckets:
-            self.samples.append(Sample(self.name + "_bucket", dict(lv, le=str(bound)), count, timestamp))
-        if gsum_value is not None:
-            self.samples.append(Sample(self.name + "_gcount", lv, buckets[-1][1], timestamp))
-            self.samples.append(Sample(self.name + "_gsum", lv, gsum_value, timestamp))
+            self.samples.append(Sample(self.name + "_bucket", dict(lv, le=bound), count, timestamp))
+        self.samples.append(Sample(self.name + "_gcount", lv, buckets[-1][1], timestamp))
+        self.samples.append(Sample(self.name + "_gsum", lv, gsum_value, timestamp))  # type: ignore[arg-type]
 
 
 class InfoMetricFamily(Metric):
@@ -199,7 +217,7 @@ class InfoMetricFamily(Metric):
     def add_metric(self, labels: Sequence[str], value: Dict[str, str], timestamp: _Ts = None) -> None:
         lv = dict(zip(self._labelnames, labels))
         lv.update(value)
-        self.samples.append(Sample(self.name + "_info", lv, 1.0, timestamp))
+        self.samples.append(Sample(self.name + "_info", lv, 1, timestamp))
 
 
 class StateSetMetricFamily(Metric):
@@ -215,8 +233,7 @@ class StateSetMetricFamily(Metric):
     def add_metric(self, labels: Sequence[str], value: Dict[str, bool], timestamp: _Ts = None) -> None:
         lv = dict(zip(self._labelnames, labels))
         for state, enabled in sorted(value.items()):
-            self.samples.append(Sample(self.name, dict(lv, **{self.name: state}), 1.0 if enabled else 0.0,
-                                       timestamp))
+            self.samples.append(Sample(self.name, dict(lv, **{self.name: state}), 1 if enabled else 0, timestamp))
 
 
 def iter_samples(families: Iterable[Metric]) -> Iterable[Sample]:

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 from .. import _core
 from ..errors import InvalidMetricError
 from ..metrics_core import Metric
 from ..multiprocess import track_per_process
 from ..registry import REGISTRY, CollectorRegistry
-from ._base import StoreMetric, _Around, _fastprom_registry, _Timer
+from ._base import StoreMetric, _fastprom_registry
+from .context_managers import InprogressTracker, Timer
+
+MultiprocessMode = Literal["all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent",
+                           "livemostrecent"]
 
 
-class Gauge(_core.GaugeBase, StoreMetric):
+class Gauge(StoreMetric, _core.GaugeBase):
     """A value that can go up and down.
 
     ``inc``/``dec``/``set`` run in C.  ``multiprocess_mode`` is accepted for
@@ -26,10 +30,11 @@ class Gauge(_core.GaugeBase, StoreMetric):
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
                  namespace: str = "", subsystem: str = "", unit: str = "",
                  registry: Optional[CollectorRegistry] = REGISTRY,
-                 _labelvalues: Optional[Sequence[str]] = None, multiprocess_mode: str = "all") -> None:
+                 _labelvalues: Optional[Sequence[str]] = None, multiprocess_mode: MultiprocessMode = "all", *,
+                 max_series: Optional[int] = None) -> None:
         if multiprocess_mode not in self._MODES:
-            raise InvalidMetricError(f"{name}: invalid multiprocess_mode {multiprocess_mode!r}; "
-                                     f"one of {self._MODES}")
+            raise InvalidMetricError(f"Invalid multiprocess mode: {multiprocess_mode} ({name}: one of "
+                                     f"{self._MODES})")
         self._multiprocess_mode = multiprocess_mode
         registry = _fastprom_registry(registry)
         self._registry = registry
@@ -37,7 +42,7 @@ class Gauge(_core.GaugeBase, StoreMetric):
         # the functions of set_function, by label values, and their parent.
         self._functions: Dict[Tuple[str, ...], Callable[[], float]] = {}
         self._parent = self
-        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry)
+        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, max_series=max_series)
         if registry is not None and registry.shared_store() is not None:
             track_per_process(self)
 
@@ -48,19 +53,22 @@ class Gauge(_core.GaugeBase, StoreMetric):
         """Sets the gauge to the current Unix time in seconds."""
         self.set(time.time())
 
-    def track_inprogress(self) -> _Around:
-        """Adds 1 while a block or function runs."""
-        return _Around(self.inc, lambda exc: self.dec())
+    def track_inprogress(self) -> InprogressTracker:
+        """Adds 1 while a block or function runs (a context manager and a decorator)."""
+        self._raise_if_not_observable()
+        return InprogressTracker(self)
 
-    def time(self) -> _Timer:
-        """Sets the gauge to the duration of a block or function, in seconds."""
-        return _Timer(self.set)
+    def time(self) -> Timer:
+        """Sets the gauge to the duration of a block or function, in seconds
+        (a context manager and a decorator)."""
+        return Timer(self, "set")
 
     def set_function(self, f: Callable[[], float]) -> None:
         """Makes the gauge report ``f()`` at every scrape."""
+        self._raise_if_not_observable()
         if not callable(f):
             raise TypeError(f"set_function needs a callable, got {f!r}")
-        self.set(f())  # fails early, on the parent of a labelled gauge too
+        self.set(f())  # fails early
         self._functions[self._labelvalues or ()] = f
         if self._registry is not None:
             self._registry._add_pre_collect_hook(self._parent, self._parent._refresh_functions)

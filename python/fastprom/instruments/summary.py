@@ -7,7 +7,8 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 from .. import _core
 from ..errors import InvalidMetricError
 from ..registry import REGISTRY, CollectorRegistry
-from ._base import StoreMetric, _full_name, _Timer
+from ._base import StoreMetric, _full_name
+from .context_managers import Timer
 
 
 def _check_quantiles(name: str, quantiles: Iterable[float], max_age_seconds: float,
@@ -37,13 +38,14 @@ def _check_quantiles(name: str, quantiles: Iterable[float], max_age_seconds: flo
 
 
 
-class Summary(_core.SummaryBase, StoreMetric):
+class Summary(StoreMetric, _core.SummaryBase):
     """Count and sum of observations, and optionally quantiles over a
     sliding time window.
 
-    ``observe(amount)`` takes a finite value.  With ``quantiles=(0.5, 0.9,
-    0.99)`` each series also reports ``{quantile="0.5"}`` and so on, over the
-    last ``max_age_seconds`` (in ``age_buckets`` steps: an observation stops
+    ``observe(amount)`` takes a number (not NaN; ``±Inf`` only without
+    quantiles).  With ``quantiles=(0.5, 0.9, 0.99)`` each series also
+    reports ``{quantile="0.5"}`` and so on, over the last
+    ``max_age_seconds`` (in ``age_buckets`` steps: an observation stops
     counting between ``max_age_seconds * (1 - 1/age_buckets)`` and
     ``max_age_seconds`` after it was made).  Every reported quantile is
     within 1% (relative) of the true one for values whose magnitude is
@@ -56,21 +58,23 @@ class Summary(_core.SummaryBase, StoreMetric):
 
     _type = "summary"
     _core_type = _core.SUMMARY
-    _reserved_labels = ("quantile",)
+    _reserved_labelnames = ("quantile",)
     _suffixes = ("_count", "_sum", "_created")
 
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
                  namespace: str = "", subsystem: str = "", unit: str = "",
                  registry: Optional[CollectorRegistry] = REGISTRY,
                  _labelvalues: Optional[Sequence[str]] = None, quantiles: Iterable[float] = (),
-                 max_age_seconds: float = 600.0, age_buckets: int = 5) -> None:
+                 max_age_seconds: float = 600.0, age_buckets: int = 5, *, max_series: Optional[int] = None) -> None:
         full = _full_name(name, namespace, subsystem, unit, "summary")
         self._quantiles = _check_quantiles(full, quantiles, max_age_seconds, age_buckets)
         extra: Dict[str, Any] = {}
         if self._quantiles:
             extra = {"quantiles": self._quantiles, "max_age": float(max_age_seconds), "age_buckets": age_buckets}
-        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, **extra)
+        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, max_series=max_series,
+                    **extra)
 
-    def time(self) -> _Timer:
-        """Observes the duration of a block or function, in seconds."""
-        return _Timer(self.observe)
+    def time(self) -> Timer:
+        """Observes the duration of a block or function, in seconds (a
+        context manager and a decorator)."""
+        return Timer(self, "observe")

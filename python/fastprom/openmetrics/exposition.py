@@ -3,8 +3,11 @@ here writes OpenMetrics (``fastprom.exposition.generate_latest`` writes the
 Prometheus text format)."""
 from __future__ import annotations
 
+from typing import Any
+
 from .. import _core
-from ..registry import REGISTRY, CollectorRegistry
+from ..exposition import floatToGoString, parse_version
+from ..registry import REGISTRY
 
 CONTENT_TYPE_LATEST = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 """Content type of the OpenMetrics 1.0 text format."""
@@ -21,11 +24,12 @@ _SCHEMES = {ALLOWUTF8: _core.ESCAPING_ALLOWUTF8, UNDERSCORES: _core.ESCAPING_UND
             DOTS: _core.ESCAPING_DOTS, VALUES: _core.ESCAPING_VALUES}
 
 
-def generate_latest(registry: CollectorRegistry = REGISTRY, escaping: str = UNDERSCORES,
-                    version: str = "1.0.0") -> bytes:
+def generate_latest(registry: Any = REGISTRY, escaping: str = UNDERSCORES, version: str = "1.0.0") -> bytes:
     """The registry in OpenMetrics, ending with ``# EOF``; names outside the
     legacy character set written by the ``escaping`` scheme.  Native
-    histogram samples (OpenMetrics 2.0) are left out of version 1.0.0."""
+    histogram samples (OpenMetrics 2.0) are left out of version 1.0.0.
+    ``registry`` may be a fastprom or a prometheus_client registry, or any
+    object with ``collect()``."""
     from ..bridge import as_fastprom_registry
 
     return as_fastprom_registry(registry).render(True, escaping=escaping)
@@ -43,4 +47,5 @@ def escape_label_name(s: str, escaping: str = UNDERSCORES) -> str:
 
 
 __all__ = ["CONTENT_TYPE_LATEST", "CONTENT_TYPE_LATEST_2_0", "ESCAPING_HEADER_TAG", "ALLOWUTF8", "UNDERSCORES",
-           "DOTS", "VALUES", "generate_latest", "escape_metric_name", "escape_label_name"]
+           "DOTS", "VALUES", "generate_latest", "escape_metric_name", "escape_label_name", "floatToGoString",
+           "parse_version"]
