@@ -14,7 +14,7 @@ DEFAULT = {"http_requests", "http_request_size_bytes", "http_response_size_bytes
 REQUESTS = [("GET", "/items/1"), ("GET", "/items/2"), ("GET", "/items/x"), ("GET", "/status/404"),
             ("GET", "/status/503"), ("GET", "/nope"), ("GET", "/api/v1/inner/things/a"), ("GET", "/sub/deep/b"),
             ("GET", "/st/t1/p/q"), ("GET", "/error"), ("POST", "/echo"), ("GET", "/items/5/"),
-            ("GET", "/stream?delay=0&chunks=2"), ("GET", "/custom")] * 3
+            ("GET", "/stream?delay=0&chunks=2"), ("GET", "/custom"), ("GET", "/custom/")] * 3
 
 
 def run(lib):
@@ -60,8 +60,10 @@ def test_same_default_metrics_as_prometheus_fastapi_instrumentator():
     assert fp_types == pfi_types and set(fp_types) == DEFAULT
 
     # The documented fix: a request the router answers with a slash redirect
-    # matched no route; PFI labels it with its raw path (one series per URL,
-    # unbounded), fastprom with "none" like every other untemplated request.
+    # to a route with path parameters is labelled by PFI with its raw path
+    # (one series per URL, unbounded), by fastprom "none" like every other
+    # untemplated request.  A redirect to a route without parameters
+    # (/custom/) both label by its path.
     def redirect_series(samples, handler):
         return {k: v for k, v in samples.items() if ("handler", handler) in k[1]}
 
@@ -73,4 +75,5 @@ def test_same_default_metrics_as_prometheus_fastapi_instrumentator():
         pfi[(name, moved)] = pfi.get((name, moved), 0) + v
 
     assert timing_free(fp) == timing_free(pfi)
+    assert fp[("http_requests_total", (("handler", "/custom/"), ("method", "GET"), ("status", "3xx")))] == 3
     assert fp[("http_requests_total", (("handler", "/items/{item_id}"), ("method", "GET"), ("status", "2xx")))] == 6

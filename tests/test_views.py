@@ -363,6 +363,7 @@ def test_a_fork_while_another_thread_creates_families_leaves_the_child_usable():
 
 def test_old_module_paths_are_the_moved_modules():
     import fastprom.demo
+    import fastprom.instrumentation
     import fastprom.instrumentator
     import fastprom.metrics
     import fastprom.middleware
@@ -371,6 +372,17 @@ def test_old_module_paths_are_the_moved_modules():
 
     assert fastprom.middleware is asgi.middleware and fastprom.routing is asgi.routing
     assert fastprom.instrumentator is asgi.instrumentator and fastprom.demo is asgi.demo
-    assert fastprom.metrics is asgi.instrumentations
+    # prometheus-fastapi-instrumentator's module name for the instrumentator
+    assert fastprom.instrumentation is asgi.instrumentator
+    # and its private helpers that tests import from its metrics module
+    assert fastprom.metrics._is_duplicated_time_series is asgi.instrumentations._is_duplicated_time_series
+    # fastprom.metrics is a module of its own (it holds prometheus_client's
+    # metrics names too): every public name of the instrumentations module is
+    # in it, the same object.
+    public = [n for n in dir(asgi.instrumentations) if not n.startswith("_")]
+    assert "latency" in public and "HIGHR_BUCKETS" in public
+    for name in public:
+        assert getattr(fastprom.metrics, name) is getattr(asgi.instrumentations, name), name
+    assert fastprom.metrics.Info is asgi.instrumentations.Info  # the instrumentator's, not the metric type
     from fastprom.metrics import HIGHR_BUCKETS, LOWR_BUCKETS  # noqa: F401
     from fastprom.middleware import log, route_key  # noqa: F401

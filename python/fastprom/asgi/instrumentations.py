@@ -2,8 +2,11 @@
 names, arguments and output of prometheus-fastapi-instrumentator's
 ``metrics`` module, so ``from fastprom import metrics`` is a drop-in.
 
-Each function creates its metrics (or reuses them when the same ones exist
-in the registry already) and returns a callable taking an :class:`Info`.
+Each function creates its metrics and returns a callable taking an
+:class:`Info`.  As in prometheus-fastapi-instrumentator, a function whose
+metrics are in the registry already (the same names) returns None instead,
+and ``Instrumentator.add(None)`` adds nothing: a metric added twice is
+recorded once.
 """
 from __future__ import annotations
 
@@ -19,6 +22,16 @@ HIGHR_BUCKETS: Tuple[float, ...] = (
     0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 7.5, 10, 30, 60,
 )
 LOWR_BUCKETS: Tuple[float, ...] = (0.1, 0.5, 1)
+
+#: The series limit of every metric these functions make (``max_series=``
+#: of each, ``None`` for none): label sets past it are counted under the
+#: series whose labels are all ``fastprom_overflow``, with a warning and
+#: ``fastprom_series_limited_total{metric=...}``.  With the default label
+#: values (routes, grouped statuses, standard methods) an app needs
+#: ``routes x methods x statuses`` series; 10,000 is far above that, and far
+#: below what an unbounded label (raw paths with
+#: ``should_group_untemplated=False``) would make.
+DEFAULT_MAX_SERIES: int = 10_000
 
 
 class Info:
@@ -47,10 +60,38 @@ def _registry(registry: Any) -> Any:
     return registry_for(registry)
 
 
+def _is_duplicated_time_series(error: ValueError) -> bool:
+    """True when ``error`` is a registry's refusal of names already taken
+    (fastprom's and prometheus_client's ``DuplicateTimeseries`` both say so;
+    the spelling "time series" is matched too).  The name is
+    prometheus-fastapi-instrumentator's, whose test suite calls it."""
+    text = str(error.args[0]) if error.args else ""
+    return any(m in text for m in ("Duplicated timeseries in CollectorRegistry:",
+                                   "Duplicated time series in CollectorRegistry:"))
+
+
+def _build_label_attribute_names(should_include_handler: bool, should_include_method: bool,
+                                 should_include_status: bool) -> Tuple[List[str], List[str]]:
+    """The label names a metric function uses, in order (handler, method,
+    status), and the :class:`Info` attributes their values come from.  The
+    name is prometheus-fastapi-instrumentator's, whose test suite calls it."""
+    names = [n for n, on in (("handler", should_include_handler), ("method", should_include_method),
+                             ("status", should_include_status)) if on]
+    return names, [_ATTRS[n] for n in names]
+
+
+def _new(cls: Type[Any], name: str, doc: str, labelnames: Sequence[str], namespace: str, subsystem: str,
+         registry: Any, **kw: Any) -> Any:
+    """Creates a metric; raises DuplicateTimeseries when its names are taken."""
+    return cls(name, doc, labelnames, namespace=namespace, subsystem=subsystem, registry=_registry(registry), **kw)
+
+
 def _metric(cls: Type[Any], name: str, doc: str, labelnames: Sequence[str], namespace: str, subsystem: str,
             registry: Any, **kw: Any) -> Any:
     """Creates a metric, or returns the one already registered under the same
-    name with the same type and labels (middleware stacks get rebuilt)."""
+    name with the same type and labels.  Only for the middleware's in-progress
+    gauge (two apps in one process share it; PFI fails there); the metric
+    functions skip a duplicate instead."""
     registry = _registry(registry)
     try:
         return cls(name, doc, labelnames, namespace=namespace, subsystem=subsystem, registry=registry, **kw)
@@ -76,8 +117,7 @@ _ATTRS = {"handler": "modified_handler", "method": "method", "status": "modified
 
 
 def _labels(handler: bool, method: bool, status: bool, custom_labels: Dict[str, str]) -> List[str]:
-    names = [n for n, on in (("handler", handler), ("method", method), ("status", status)) if on]
-    return names + list(custom_labels)
+    return _build_label_attribute_names(handler, method, status)[0] + list(custom_labels)
 
 
 def _values(names: Sequence[str], info: Info, custom_labels: Dict[str, str]) -> List[str]:
@@ -94,12 +134,20 @@ def _content_length(headers: Any) -> int:
 
 def _closure(cls: Type[Any], metric_name: str, metric_doc: str, namespace: str, subsystem: str,
              handler: bool, method: bool, status: bool, registry: Any, custom_labels: Optional[Dict[str, str]],
-             value: Callable[[Info], float], **kw: Any) -> Callable[[Info], None]:
-    """Creates (or reuses) the metric and returns the function that records
-    ``value(info)`` into the child for the request's labels."""
+             value: Callable[[Info], float], max_series: Optional[int] = DEFAULT_MAX_SERIES,
+             **kw: Any) -> Optional[Callable[[Info], None]]:
+    """Creates the metric and returns the function that records
+    ``value(info)`` into the child for the request's labels; None when the
+    registry has the metric's names already."""
     custom = dict(custom_labels or {})
     names = _labels(handler, method, status, custom)
-    metric = _metric(cls, metric_name, metric_doc, names, namespace, subsystem, registry, **kw)
+    try:
+        metric = _new(cls, metric_name, metric_doc, names, namespace, subsystem, registry, max_series=max_series,
+                      **kw)
+    except ValueError as e:
+        if not _is_duplicated_time_series(e):
+            raise
+        return None
     counts = isinstance(metric, Counter)
 
     def instrumentation(info: Info) -> None:
@@ -125,33 +173,38 @@ def latency(metric_name: str = "http_request_duration_seconds",
             should_include_handler: bool = True, should_include_method: bool = True,
             should_include_status: bool = True, should_exclude_streaming_duration: bool = False,
             buckets: Sequence[Union[float, str]] = DEFAULT_BUCKETS, registry: Any = REGISTRY,
-            custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
+            custom_labels: Optional[Dict[str, str]] = None, *,
+            max_series: Optional[int] = DEFAULT_MAX_SERIES) -> Optional[Callable[[Info], None]]:
     """A histogram of request durations in seconds."""
     def duration(i: Info) -> float:
         return i.modified_duration_without_streaming if should_exclude_streaming_duration else i.modified_duration
     return _closure(Histogram, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
                     should_include_method, should_include_status, registry, custom_labels, duration,
-                    buckets=[float(b) for b in buckets])
+                    max_series, buckets=[float(b) for b in buckets])
 
 
 def request_size(metric_name: str = "http_request_size_bytes", metric_doc: str = "Content bytes of requests.",
                  metric_namespace: str = "", metric_subsystem: str = "",
                  should_include_handler: bool = True, should_include_method: bool = True,
                  should_include_status: bool = True, registry: Any = REGISTRY,
-                 custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
+                 custom_labels: Optional[Dict[str, str]] = None, *,
+                 max_series: Optional[int] = DEFAULT_MAX_SERIES) -> Optional[Callable[[Info], None]]:
     """A summary of request Content-Length headers (0 when absent)."""
     return _closure(Summary, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
-                    should_include_method, should_include_status, registry, custom_labels, _request_length)
+                    should_include_method, should_include_status, registry, custom_labels, _request_length,
+                    max_series)
 
 
 def response_size(metric_name: str = "http_response_size_bytes", metric_doc: str = "Content bytes of responses.",
                   metric_namespace: str = "", metric_subsystem: str = "",
                   should_include_handler: bool = True, should_include_method: bool = True,
                   should_include_status: bool = True, registry: Any = REGISTRY,
-                  custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
+                  custom_labels: Optional[Dict[str, str]] = None, *,
+                  max_series: Optional[int] = DEFAULT_MAX_SERIES) -> Optional[Callable[[Info], None]]:
     """A summary of response Content-Length headers (0 when absent, e.g. streaming)."""
     return _closure(Summary, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
-                    should_include_method, should_include_status, registry, custom_labels, _response_length)
+                    should_include_method, should_include_status, registry, custom_labels, _response_length,
+                    max_series)
 
 
 def combined_size(metric_name: str = "http_combined_size_bytes",
@@ -159,11 +212,12 @@ def combined_size(metric_name: str = "http_combined_size_bytes",
                   metric_namespace: str = "", metric_subsystem: str = "",
                   should_include_handler: bool = True, should_include_method: bool = True,
                   should_include_status: bool = True, registry: Any = REGISTRY,
-                  custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
+                  custom_labels: Optional[Dict[str, str]] = None, *,
+                  max_series: Optional[int] = DEFAULT_MAX_SERIES) -> Optional[Callable[[Info], None]]:
     """A summary of request plus response Content-Length."""
     return _closure(Summary, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
                     should_include_method, should_include_status, registry, custom_labels,
-                    lambda i: _request_length(i) + _response_length(i))
+                    lambda i: _request_length(i) + _response_length(i), max_series)
 
 
 def requests(metric_name: str = "http_requests_total",
@@ -171,10 +225,11 @@ def requests(metric_name: str = "http_requests_total",
              metric_namespace: str = "", metric_subsystem: str = "",
              should_include_handler: bool = True, should_include_method: bool = True,
              should_include_status: bool = True, registry: Any = REGISTRY,
-             custom_labels: Optional[Dict[str, str]] = None) -> Optional[Callable[[Info], None]]:
+             custom_labels: Optional[Dict[str, str]] = None, *,
+             max_series: Optional[int] = DEFAULT_MAX_SERIES) -> Optional[Callable[[Info], None]]:
     """A counter of requests."""
     return _closure(Counter, metric_name, metric_doc, metric_namespace, metric_subsystem, should_include_handler,
-                    should_include_method, should_include_status, registry, custom_labels, lambda i: 1)
+                    should_include_method, should_include_status, registry, custom_labels, lambda i: 1, max_series)
 
 
 class DefaultInstrumentation:
@@ -184,28 +239,31 @@ class DefaultInstrumentation:
 
     def __init__(self, namespace: str, subsystem: str, only_2xx_highr: bool, exclude_streaming: bool,
                  highr_buckets: Sequence[Union[float, str]], lowr_buckets: Sequence[Union[float, str]],
-                 registry: Any, custom_labels: Dict[str, str]) -> None:
+                 registry: Any, custom_labels: Dict[str, str],
+                 max_series: Optional[int] = DEFAULT_MAX_SERIES) -> None:
         extra = tuple(custom_labels)
         extra_values = tuple(str(v) for v in custom_labels.values())
         ns, sub = namespace, subsystem
-        self.total = _metric(Counter, "http_requests_total",
-                             "Total number of requests by method, status and handler.",
-                             ("method", "status", "handler") + extra, ns, sub, registry)
-        self.in_size = _metric(Summary, "http_request_size_bytes",
-                               "Content length of incoming requests by handler. Only value of header is respected. "
-                               "Otherwise ignored. No percentile calculated. ", ("handler",) + extra, ns, sub, registry)
-        self.out_size = _metric(Summary, "http_response_size_bytes",
-                                "Content length of outgoing responses by handler. Only value of header is "
-                                "respected. Otherwise ignored. No percentile calculated. ",
-                                ("handler",) + extra, ns, sub, registry)
-        self.highr = _metric(Histogram, "http_request_duration_highr_seconds",
-                             "Latency with many buckets but no API specific labels. Made for more accurate "
-                             "percentile calculations. ", (), ns, sub, registry,
-                             buckets=[float(b) for b in highr_buckets])
-        self.lowr = _metric(Histogram, "http_request_duration_seconds",
-                            "Latency with only few buckets by handler. Made to be only used if aggregation by "
-                            "handler is important. ", ("method", "handler") + extra, ns, sub, registry,
-                            buckets=[float(b) for b in lowr_buckets])
+        self.total = _new(Counter, "http_requests_total",
+                          "Total number of requests by method, status and handler.",
+                          ("method", "status", "handler") + extra, ns, sub, registry,
+                          max_series=max_series)
+        self.in_size = _new(Summary, "http_request_size_bytes",
+                            "Content length of incoming requests by handler. Only value of header is respected. "
+                            "Otherwise ignored. No percentile calculated. ", ("handler",) + extra, ns, sub, registry,
+                            max_series=max_series)
+        self.out_size = _new(Summary, "http_response_size_bytes",
+                             "Content length of outgoing responses by handler. Only value of header is "
+                             "respected. Otherwise ignored. No percentile calculated. ",
+                             ("handler",) + extra, ns, sub, registry, max_series=max_series)
+        self.highr = _new(Histogram, "http_request_duration_highr_seconds",
+                          "Latency with many buckets but no API specific labels. Made for more accurate "
+                          "percentile calculations. ", (), ns, sub, registry, max_series=max_series,
+                          buckets=[float(b) for b in highr_buckets])
+        self.lowr = _new(Histogram, "http_request_duration_seconds",
+                         "Latency with only few buckets by handler. Made to be only used if aggregation by "
+                         "handler is important. ", ("method", "handler") + extra, ns, sub, registry,
+                         max_series=max_series, buckets=[float(b) for b in lowr_buckets])
         self.exclude_streaming = exclude_streaming
 
         # The recorder owns its cache of children; it creates series through
@@ -225,13 +283,22 @@ def default(metric_namespace: str = "", metric_subsystem: str = "",
             should_only_respect_2xx_for_highr: bool = False, should_exclude_streaming_duration: bool = False,
             latency_highr_buckets: Sequence[Union[float, str]] = HIGHR_BUCKETS,
             latency_lowr_buckets: Sequence[Union[float, str]] = LOWR_BUCKETS,
-            registry: Any = REGISTRY, custom_labels: Optional[Dict[str, str]] = None) -> DefaultInstrumentation:
+            registry: Any = REGISTRY,
+            custom_labels: Optional[Dict[str, str]] = None, *,
+            max_series: Optional[int] = DEFAULT_MAX_SERIES) -> Optional[DefaultInstrumentation]:
     """``http_requests_total``, ``http_request_size_bytes``, ``http_response_size_bytes``,
-    ``http_request_duration_highr_seconds`` and ``http_request_duration_seconds``."""
-    return DefaultInstrumentation(metric_namespace, metric_subsystem, should_only_respect_2xx_for_highr,
-                                  should_exclude_streaming_duration, latency_highr_buckets, latency_lowr_buckets,
-                                  registry, dict(custom_labels or {}))
+    ``http_request_duration_highr_seconds`` and ``http_request_duration_seconds``;
+    None when the registry has them already (as in prometheus-fastapi-instrumentator,
+    the ones created before the first duplicate stay registered)."""
+    try:
+        return DefaultInstrumentation(metric_namespace, metric_subsystem, should_only_respect_2xx_for_highr,
+                                      should_exclude_streaming_duration, latency_highr_buckets,
+                                      latency_lowr_buckets, registry, dict(custom_labels or {}), max_series)
+    except ValueError as e:
+        if not _is_duplicated_time_series(e):
+            raise
+        return None
 
 
-__all__ = ["Info", "latency", "request_size", "response_size", "combined_size", "requests", "default",
-           "DefaultInstrumentation"]
+__all__ = ["Info", "DEFAULT_MAX_SERIES", "latency", "request_size", "response_size", "combined_size", "requests",
+           "default", "DefaultInstrumentation"]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, Union
+import warnings
+from enum import Enum
+from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence, Union
 
 from ..bridge import is_prometheus_client_registry, registry_for
 from ..exposition import negotiate
 from ..registry import REGISTRY, CollectorRegistry
 from . import instrumentations as metrics
-from .middleware import PrometheusInstrumentatorMiddleware
+from .instrumentations import DEFAULT_MAX_SERIES
+from .middleware import KNOWN_METHODS, PrometheusInstrumentatorMiddleware
 
 
 class Instrumentator:
@@ -22,6 +25,11 @@ class Instrumentator:
     ``CollectorRegistry``; by default fastprom's ``REGISTRY`` is used, and
     prometheus_client's default registry (when installed) both sees these
     metrics and has its own samples included in ``/metrics``.
+
+    As in prometheus-fastapi-instrumentator, the constructor raises
+    ValueError when ``PROMETHEUS_MULTIPROC_DIR`` is set but is not a
+    directory, and takes the deprecated lower-case
+    ``prometheus_multiproc_dir`` for it (with a DeprecationWarning).
     """
 
     def __init__(
@@ -41,6 +49,9 @@ class Instrumentator:
         inprogress_name: str = "http_requests_inprogress",
         inprogress_labels: bool = False,
         registry: Any = None,
+        *,
+        known_methods: Iterable[str] = KNOWN_METHODS,
+        max_series: Optional[int] = DEFAULT_MAX_SERIES,
     ) -> None:
         self.should_group_status_codes = should_group_status_codes
         self.should_ignore_untemplated = should_ignore_untemplated
@@ -54,10 +65,22 @@ class Instrumentator:
         self.env_var_name = env_var_name
         self.inprogress_name = inprogress_name
         self.inprogress_labels = inprogress_labels
+        if isinstance(known_methods, str):
+            raise TypeError("known_methods must be a collection of method names, not a str")
+        #: Request methods recorded as they are; any other is recorded as ``_OTHER``.
+        self.known_methods = frozenset(known_methods)
+        #: The series limit of each metric the Instrumentator makes (None: none).
+        self.max_series = max_series
         self.excluded_handlers = [re.compile(p) for p in excluded_handlers]
         self.body_handlers = [re.compile(p) for p in body_handlers]
         self.instrumentations: List[Callable[[metrics.Info], None]] = []
         self.async_instrumentations: List[Callable[[metrics.Info], Awaitable[None]]] = []
+
+        if "prometheus_multiproc_dir" in os.environ and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["prometheus_multiproc_dir"]
+            warnings.warn("prometheus_multiproc_dir is deprecated: set PROMETHEUS_MULTIPROC_DIR instead",
+                          DeprecationWarning, stacklevel=2)
+        _check_multiproc_dir("Env var PROMETHEUS_MULTIPROC_DIR='{}' not a directory.")
 
         # Where our metrics live: a fastprom registry, or the one standing for
         # a prometheus_client registry (the default REGISTRY is both).
@@ -111,6 +134,8 @@ class Instrumentator:
             latency_highr_buckets=latency_highr_buckets,
             latency_lowr_buckets=latency_lowr_buckets,
             registry=self.registry,
+            known_methods=self.known_methods,
+            max_series=self.max_series,
         )
         return self
 
@@ -125,24 +150,36 @@ class Instrumentator:
         should_gzip: bool = False,
         endpoint: str = "/metrics",
         include_in_schema: bool = True,
-        tags: Optional[List[Any]] = None,
+        tags: Optional[List[Union[str, Enum]]] = None,
         **kwargs: Any,
     ) -> "Instrumentator":
         """Serves the metrics at ``endpoint``: OpenMetrics when the scraper asks
         for it, the text format otherwise; gzip when ``should_gzip`` and the
-        client accepts it.  Returns self."""
+        client accepts it.  Returns self.
+
+        On a FastAPI app the route is added with ``app.get(endpoint,
+        include_in_schema=..., tags=..., **kwargs)``, so ``dependencies=``,
+        ``name=``, ``summary=`` and FastAPI's other route arguments apply; on
+        a Starlette app ``tags`` and ``kwargs`` are ignored.  As in
+        prometheus-fastapi-instrumentator, a scrape while
+        ``PROMETHEUS_MULTIPROC_DIR`` names no directory raises ValueError.
+        """
         if not self._enabled():
             return self
         from starlette.requests import Request
         from starlette.responses import Response
 
         def metrics_endpoint(request: Request) -> Response:
+            _check_multiproc_dir("env PROMETHEUS_MULTIPROC_DIR='{}' is not a directory; create it or unset it")
             e = self.render(request.headers.get("accept"), request.headers.get("accept-encoding"), should_gzip)
             return Response(content=e.body, headers=e.headers)
 
         # Real classes, not the strings this module's annotations are: FastAPI
-        # reads them to inject the request.
+        # reads them to inject the request.  The name is PFI's: FastAPI makes
+        # it the route's name (url_path_for("metrics")) and operation id.
         metrics_endpoint.__annotations__ = {"request": Request, "return": Response}
+        metrics_endpoint.__name__ = metrics_endpoint.__qualname__ = "metrics"
+        metrics_endpoint.__doc__ = "Serves the Prometheus metrics."
 
         try:
             from fastapi import FastAPI
@@ -166,6 +203,15 @@ class Instrumentator:
             else:
                 self.instrumentations.append(fn)
         return self
+
+
+def _check_multiproc_dir(message: str) -> None:
+    """Raises ValueError(message with the value) when ``PROMETHEUS_MULTIPROC_DIR``
+    is set (even empty) but is not a directory: the check
+    prometheus-fastapi-instrumentator makes."""
+    pmd = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if pmd is not None and not os.path.isdir(pmd):
+        raise ValueError(message.format(pmd))
 
 
 #: prometheus-fastapi-instrumentator's name for the class.

@@ -11,20 +11,28 @@ import asyncio
 import logging
 import re
 from time import perf_counter
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, FrozenSet, Iterable, List, Optional, Sequence, Union
 
 from .._core import SendTap
 from ..instruments import Gauge
 from ..registry import REGISTRY
 from . import instrumentations as _metrics
 from .instrumentations import DefaultInstrumentation, Info
-from .routing import RouteResolver, match_template, route_key
+from .routing import RouteResolver, match_template, redirect_target, root_prefix, route_key
 
 log = logging.getLogger("fastprom")
 
 Scope = Any
 Message = Any
 ASGIApp = Callable[..., Awaitable[None]]
+
+#: The request methods recorded as they are: those of RFC 9110 and PATCH.
+KNOWN_METHODS: FrozenSet[str] = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+#: The method label of every other request method (as OpenTelemetry's
+#: ``http.request.method`` has it): servers pass any token a client sends,
+#: and each would otherwise make series of its own.
+OTHER_METHOD = "_OTHER"
 
 def _trace_exemplar() -> Optional[Any]:
     """A function returning {"trace_id": ...} for the active OpenTelemetry span, if installed."""
@@ -57,6 +65,29 @@ def _trace_exemplar() -> Optional[Any]:
             return None
         return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
     return current
+
+
+def _url_path(scope: Scope) -> str:
+    """The handler of a request that matched no route: its path, as
+    Starlette's ``request.url.path`` gives it (what PFI reports)."""
+    return str(scope.get("path", "")).replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
+def _redirect_label(app: Any, scope: Scope) -> Optional[str]:
+    """The handler of a request that matched no route and that the router
+    answers with a trailing-slash redirect, or None (no route: untemplated).
+
+    prometheus-fastapi-instrumentator labels such a request by its path.
+    So does fastprom when the route it is redirected to has no path
+    parameters: then there is one such label per route.  When it has some,
+    the path would make one series per URL (``/items/1/``, ``/items/2/``...,
+    without bound), so the request counts as untemplated (``none``).
+    ``scope`` must be as it was before the app ran.
+    """
+    target = redirect_target(app, scope)
+    if target is None or "{" in target:
+        return None
+    return str(scope.get("path", ""))
 
 
 class PrometheusInstrumentatorMiddleware:
@@ -93,8 +124,13 @@ class PrometheusInstrumentatorMiddleware:
         latency_lowr_buckets: Sequence[Union[float, str]] = _metrics.LOWR_BUCKETS,
         registry: Any = REGISTRY,
         custom_labels: Optional[dict] = None,
+        known_methods: Iterable[str] = KNOWN_METHODS,
+        max_series: Optional[int] = _metrics.DEFAULT_MAX_SERIES,
     ) -> None:
         self.app = app
+        if isinstance(known_methods, str):
+            raise TypeError("known_methods must be a collection of method names, not a str")
+        self.known_methods: FrozenSet[str] = frozenset(known_methods)
         self.should_group_status_codes = should_group_status_codes
         self.should_ignore_untemplated = should_ignore_untemplated
         self.should_group_untemplated = should_group_untemplated
@@ -107,16 +143,22 @@ class PrometheusInstrumentatorMiddleware:
         self.body_handlers = [re.compile(p) if isinstance(p, str) else p for p in body_handlers]
         self._resolver = RouteResolver()
 
-        if instrumentations:
-            self.instrumentations: List[Callable[[Info], None]] = list(instrumentations)
-        else:
-            self.instrumentations = [_metrics.default(
+        self.instrumentations: List[Callable[[Info], None]] = list(instrumentations)
+        if not self.instrumentations:
+            # As in prometheus-fastapi-instrumentator: when the default
+            # metrics exist in the registry already (another app, or another
+            # Instrumentator, made them), default() returns None and this
+            # middleware records no request metrics.
+            default = _metrics.default(
                 metric_namespace=metric_namespace, metric_subsystem=metric_subsystem,
                 should_only_respect_2xx_for_highr=should_only_respect_2xx_for_highr,
                 should_exclude_streaming_duration=should_exclude_streaming_duration,
                 latency_highr_buckets=latency_highr_buckets, latency_lowr_buckets=latency_lowr_buckets,
-                registry=registry, custom_labels=custom_labels)]
+                registry=registry, custom_labels=custom_labels, max_series=max_series)
+            if default is not None:
+                self.instrumentations.append(default)
         self.async_instrumentations = list(async_instrumentations)
+        self._recording = bool(self.instrumentations or self.async_instrumentations)
         # The fast path: only the default metrics, recorded by one C call.
         self._fast: Optional[DefaultInstrumentation] = None
         if (len(self.instrumentations) == 1 and isinstance(self.instrumentations[0], DefaultInstrumentation)
@@ -129,7 +171,7 @@ class PrometheusInstrumentatorMiddleware:
             self.inprogress = _metrics._metric(
                 Gauge, inprogress_name, "Number of HTTP requests in progress.",
                 ("method", "handler") if inprogress_labels else (), "", "", registry,
-                multiprocess_mode="livesum")
+                multiprocess_mode="livesum", max_series=max_series)
         # The in-progress gauge needs the handler before the app runs.
         self._match_up_front = self.inprogress is not None and (
             inprogress_labels or bool(self.excluded_handlers) or should_ignore_untemplated)
@@ -166,8 +208,16 @@ class PrometheusInstrumentatorMiddleware:
         start = perf_counter()
         root0 = scope.get("root_path") or ""
         app0 = scope.get("app")
+        prefix0 = root_prefix(app0, scope) if self.should_include_root_path else ""
         exemplar = self._exemplar() if self._exemplar is not None else None
-        inprogress = self._start_inprogress(scope, app0) if self.inprogress is not None else None
+        inprogress = self._start_inprogress(scope, app0, prefix0) if self.inprogress is not None else None
+        if not self._recording:  # nothing to record but the in-progress gauge
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if inprogress is not None:
+                    inprogress.dec()
+            return
 
         # The tap (C) notes the response's status, headers and start time as
         # it passes each message on, without a Python frame per message.
@@ -206,11 +256,14 @@ class PrometheusInstrumentatorMiddleware:
                         duration = tap.started - start if tap.started else 0.0
                     else:
                         duration = end - start
-                    self._fast.record(hit[1], scope["method"], label, duration,  # type: ignore[union-attr]
+                    method = scope["method"]
+                    if method not in self.known_methods:
+                        method = OTHER_METHOD
+                    self._fast.record(hit[1], method, label, duration,  # type: ignore[union-attr]
                                       scope.get("headers"), tap.headers, exemplar)
                 else:
-                    rest = self._record(scope, root0, app0, start, end, tap.started, status, tap.headers, body,
-                                        exemplar)
+                    rest = self._record(scope, root0, app0, prefix0, start, end, tap.started, status, tap.headers,
+                                        body, exemplar)
                     if rest is not None:
                         await rest
             except Exception:  # recording must never break a request
@@ -218,12 +271,14 @@ class PrometheusInstrumentatorMiddleware:
                     self._warned = True
                     log.exception("fastprom: recording HTTP metrics failed (logged once)")
 
-    def _record(self, scope: Scope, root0: str, app0: Any, start: float, end: float, resp_start: float,
-                status_code: Any, resp_headers: Any, body: Optional[bytearray],
+    def _record(self, scope: Scope, root0: str, app0: Any, prefix0: str, start: float, end: float,
+                resp_start: float, status_code: Any, resp_headers: Any, body: Optional[bytearray],
                 exemplar: Optional[dict]) -> Optional[Awaitable[None]]:
         """Records one request; returns the awaitable of the slow path, if any."""
-        tmpl = self._resolver.template(scope, root0, app0, self.should_include_root_path)
-        handler = tmpl if tmpl is not None else scope.get("path", "")
+        tmpl = self._resolver.template(scope, root0, app0, prefix0)
+        if tmpl is None and 300 <= int(status_code) < 400:
+            tmpl = _redirect_label(app0, {**scope, "root_path": root0})
+        handler = tmpl if tmpl is not None else _url_path(scope)
         if self._filtering and self._excluded(handler, tmpl is not None):
             return None
         if tmpl is None and self.should_group_untemplated:
@@ -234,15 +289,18 @@ class PrometheusInstrumentatorMiddleware:
         if self.should_round_latency_decimals:
             duration = round(duration, self.round_latency_decimals)
             without_streaming = round(without_streaming, self.round_latency_decimals)
+        method = scope["method"]
+        if method not in self.known_methods:
+            method = OTHER_METHOD
         fast = self._fast
         if fast is not None and (body is None or not any(p.search(handler) for p in self.body_handlers)):
-            fast.record(handler, scope["method"], status, without_streaming if fast.exclude_streaming else duration,
+            fast.record(handler, method, status, without_streaming if fast.exclude_streaming else duration,
                         scope.get("headers"), resp_headers, exemplar)
             return None
-        return self._finish(scope, handler, status, status_code, duration, without_streaming, resp_headers, body,
-                            exemplar)
+        return self._finish(scope, handler, method, status, status_code, duration, without_streaming, resp_headers,
+                            body, exemplar)
 
-    async def _finish(self, scope: Scope, handler: str, status: str, status_code: Any, duration: float,
+    async def _finish(self, scope: Scope, handler: str, method: str, status: str, status_code: Any, duration: float,
                       without_streaming: float, resp_headers: Any, body: Optional[bytearray],
                       exemplar: Optional[dict]) -> None:
         """The general path: Request and Response objects for user functions."""
@@ -252,24 +310,31 @@ class PrometheusInstrumentatorMiddleware:
 
         collected = bytes(body) if body is not None and any(p.search(handler) for p in self.body_handlers) else b""
         response = Response(content=collected, headers=Headers(raw=resp_headers or []), status_code=int(status_code))
-        info = Info(Request(scope), response, scope["method"], handler, status, duration, without_streaming)
+        info = Info(Request(scope), response, method, handler, status, duration, without_streaming)
         info.exemplar = exemplar  # type: ignore[attr-defined]
         for fn in self.instrumentations:
             fn(info)
         if self.async_instrumentations:
             await asyncio.gather(*(fn(info) for fn in self.async_instrumentations))
 
-    def _start_inprogress(self, scope: Scope, app0: Any) -> Any:
+    def _start_inprogress(self, scope: Scope, app0: Any, prefix0: str) -> Any:
         assert self.inprogress is not None
         if not self._match_up_front:
             self.inprogress.inc()
             return self.inprogress
         tmpl = match_template(app0, scope)
-        handler = tmpl if tmpl is not None else scope.get("path", "")
+        if tmpl is not None:
+            tmpl = prefix0 + tmpl
+        else:
+            tmpl = _redirect_label(app0, scope)
+        handler = tmpl if tmpl is not None else _url_path(scope)
         if self._excluded(handler, tmpl is not None):
             return None
         if tmpl is None and self.should_group_untemplated:
             handler = "none"
-        gauge = self.inprogress.labels(scope["method"], handler) if self.inprogress_labels else self.inprogress
+        method = scope["method"]
+        if method not in self.known_methods:
+            method = OTHER_METHOD
+        gauge = self.inprogress.labels(method, handler) if self.inprogress_labels else self.inprogress
         gauge.inc()
         return gauge

@@ -6,6 +6,13 @@ full template in ``scope["fastapi"]["effective_route_context"]``.  So once
 the app has run, the template is a few dict lookups away: nothing is matched
 again.  Only mounts (which leave the concrete path of their prefix) are
 resolved against the app's routes, once per distinct prefix.
+
+Where the template is needed before the app runs (the in-progress gauge
+with labels), or for a request that matched no route (is it a
+trailing-slash redirect, and to which route?), :func:`resolve` matches the
+app's routes as Starlette's router does.  :func:`get_route_name` and
+:func:`_get_route_name` are prometheus-fastapi-instrumentator's
+``routing`` functions of those names, with its 8.1 semantics.
 """
 from __future__ import annotations
 
@@ -40,7 +47,7 @@ def _mount_template(routes: List[Any], concrete: str) -> str:
     out = []
     rest = concrete
     while rest:
-        for route in routes:
+        for route in _candidates(routes):
             if not _mount_like(route):
                 continue
             m = route.path_regex.match(rest + "/")
@@ -94,11 +101,12 @@ class RouteResolver:
         self.known: Dict[int, Tuple[Any, str]] = {}
 
     def template(self, scope: MutableMapping[str, Any], root0: str, app0: Any,
-                 include_root_path: bool = False) -> Optional[str]:
+                 root_prefix: str = "") -> Optional[str]:
         """The route template, or None when no route matched.
 
         ``root0`` and ``app0`` are ``scope["root_path"]`` and ``scope["app"]``
-        as they were before the app ran.
+        as they were before the app ran; ``root_prefix`` is prepended to the
+        template (see :func:`root_prefix`).
         """
         route = scope.get("route")
         if route is None:
@@ -121,14 +129,19 @@ class RouteResolver:
                 self._cache[key] = (rkey, tmpl)
         if not prefix and len(self.known) < _CACHE_LIMIT:
             self.known[id(rkey)] = (rkey, tmpl)
-        return root0 + tmpl if include_root_path else tmpl
+        return root_prefix + tmpl if root_prefix else tmpl
 
     def _resolve(self, route: Any, scope: MutableMapping[str, Any], prefix: str, app0: Any) -> Optional[str]:
         mount = ""
         if prefix:
             mount = _mount_template(list(getattr(app0, "routes", []) or []), prefix)
         if _mount_like(route):
-            # A mounted app that is not a router: the mount is the handler.
+            # Left in the scope by the router outside: a mounted app with
+            # routes of its own matched none of them (its router would have
+            # put its route there), so no route matched; a mounted app
+            # without routes is the handler itself.
+            if route.routes:
+                return None
             return mount or getattr(route, "path", None)
         path = _route_path(route, scope)
         if path is None:
@@ -136,38 +149,129 @@ class RouteResolver:
         return mount + path
 
 
+def _candidates(routes: List[Any]) -> List[Any]:
+    """The routes a request can match, in order.  FastAPI (>= 0.116) keeps
+    an included router as one ``_IncludedRouter`` entry, which matches no
+    request itself; its ``effective_route_contexts()`` are its routes with
+    the prefixes applied (for Starlette routes and mounts, the prefixed
+    Starlette route), nested inclusions included."""
+    out: List[Any] = []
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if not callable(contexts):
+            out.append(route)
+            continue
+        for ctx in contexts():
+            inner = getattr(ctx, "starlette_route", None)
+            out.append(ctx if inner is None else inner)
+    return out
+
+
+def resolve(scope: MutableMapping[str, Any], routes: List[Any]) -> Optional[str]:
+    """The template of the route among ``routes`` that a not yet routed
+    request matches, as Starlette's router would choose it: the first full
+    match, else the first partial one (a method not allowed); None when none.
+
+    A mount adds its path to the template of the route matched inside it; a
+    mounted app without routes of its own is its mount's path; a mount none
+    of whose routes match is no match."""
+    try:
+        from starlette.routing import Match
+    except ImportError:  # pragma: no cover - no Starlette, no routes
+        return None
+    fallback: Optional[str] = None
+    for route in _candidates(routes):
+        matches = getattr(route, "matches", None)
+        if matches is None:
+            continue
+        match, child = matches(scope)
+        if match == Match.NONE:
+            continue
+        name: Optional[str]
+        if _mount_like(route):
+            inner_routes = list(route.routes or [])
+            if inner_routes:
+                inner = resolve({**scope, **child}, inner_routes)
+                name = None if inner is None else route.path + inner
+            else:
+                name = route.path
+        else:
+            path = getattr(route, "path", None)
+            name = path if isinstance(path, str) else None
+        if name is None:
+            continue
+        if match == Match.FULL:
+            return name
+        if fallback is None:
+            fallback = name
+    return fallback
+
+
 def match_template(app: Any, scope: MutableMapping[str, Any]) -> Optional[str]:
     """The template of a request that has not been routed yet, by matching
     the app's routes (used only where the handler is needed up front)."""
-    try:
-        from starlette.routing import Match
-    except ImportError:  # pragma: no cover
+    routes = list(getattr(app, "routes", None) or [])
+    return resolve(scope, routes) if routes else None
+
+
+def redirect_target(app: Any, scope: MutableMapping[str, Any]) -> Optional[str]:
+    """For a request that matched no route, the template of the route the
+    app's router redirects it to by adding or removing the trailing slash
+    (``redirect_slashes``, on by default); None when it is not redirected.
+    ``scope`` must be as it was before the app ran."""
+    router = getattr(app, "router", None)
+    if router is None or not getattr(router, "redirect_slashes", False):
         return None
-    routes = list(getattr(app, "routes", []) or [])
-    scope = dict(scope)
-    prefix = ""
-    partial = None
-    while True:
-        found = None
-        for route in routes:
-            matches = getattr(route, "matches", None)
-            if matches is None:
-                continue
-            match, child = matches(scope)
-            if match == Match.FULL:
-                found = (route, child)
-                break
-            if match == Match.PARTIAL and partial is None:
-                partial = prefix + (getattr(route, "path", "") or "")
-        if found is None:
-            return partial
-        route, child = found
-        scope.update(child)
-        sub = getattr(route, "routes", None)
-        if _mount_like(route) and sub:
-            prefix += route.path
-            routes = list(sub)
-            continue
-        ctx = child.get("route") if isinstance(child, dict) else None
-        path = _route_path(ctx if ctx is not None else route, scope)
-        return prefix + path if path is not None else None
+    path = scope.get("path", "")
+    toggled = path[:-1] if path.endswith("/") else path + "/"
+    if not toggled or toggled == path:
+        return None
+    routes = list(getattr(app, "routes", None) or [])
+    return resolve({**scope, "path": toggled}, routes) if routes else None
+
+
+def app_root_path(app: Any) -> str:
+    """The ``root_path`` an app was created with (FastAPI's ``root_path=``),
+    without its trailing slash."""
+    return (getattr(app, "root_path", "") or "").rstrip("/")
+
+
+def root_prefix(app: Any, scope: MutableMapping[str, Any]) -> str:
+    """What ``should_include_root_path`` prepends to a template, read before
+    the app runs.  The app's own ``root_path`` (FastAPI's ``root_path=``),
+    as prometheus-fastapi-instrumentator 8.1 takes it; for an app without
+    one, the root path its server was given (``uvicorn --root-path``, what
+    FastAPI now recommends), which PFI leaves out; and for a mounted app
+    without one, nothing: as in PFI, its templates are relative to it, the
+    mount's path and the parent's root path left out.  A scope that went
+    through a Starlette mount carries ``app_root_path``."""
+    own = app_root_path(app)
+    if own or "app_root_path" in scope:
+        return own
+    return str(scope.get("root_path") or "").rstrip("/")
+
+
+def get_route_name(request: Any, should_include_root_path: bool = False) -> Optional[str]:
+    """prometheus-fastapi-instrumentator's ``routing.get_route_name``: the
+    template of a request (a Starlette ``Request`` or ``HTTPConnection``)
+    not yet routed, e.g. ``/items/{item_id}``; for a request the router
+    answers with a trailing-slash redirect, its path; else None.
+
+    With ``should_include_root_path``, a template is prefixed with the app's
+    root path (see :func:`root_prefix`).  An instrumented mounted app
+    resolves relative to itself.
+    """
+    scope = request.scope
+    app = scope.get("app")
+    name = match_template(app, scope)
+    if name is not None:
+        return root_prefix(app, scope) + name if should_include_root_path else name
+    if redirect_target(app, scope) is not None:
+        return str(scope.get("path", ""))
+    return None
+
+
+def _get_route_name(scope: MutableMapping[str, Any], routes: List[Any]) -> Optional[str]:
+    """prometheus-fastapi-instrumentator's private helper of the same name
+    (its test suite calls it): :func:`resolve`."""
+    return resolve(scope, routes)
