@@ -254,3 +254,36 @@ def test_a_changed_metric_is_refused_with_advice(tmp_path):
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "x: the shared metrics store already has a metric of this name" in r.stderr
     assert "empty PROMETHEUS_MULTIPROC_DIR" in r.stderr
+
+
+def test_prometheus_clients_multiprocess_setup_works_with_the_import_changed(tmp_path):
+    """The pattern prometheus_client documents for gunicorn: a registry of
+    your own with MultiProcessCollector, mark_process_dead in child_exit."""
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path), FASTPROM_STORE_SIZE="8M")
+    writer = ("import sys, fastprom; c = fastprom.Counter('jobs', 'Jobs.', ['w']); c.labels(sys.argv[1]).inc(3); "
+              "fastprom.Gauge('busy', 'Busy.', multiprocess_mode='livesum').set(1)")
+    for w in ("a", "b"):
+        r = subprocess.run([sys.executable, "-c", writer, w], env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    reader = """
+import os
+from fastprom import CollectorRegistry, generate_latest, multiprocess
+multiprocess.mark_process_dead(os.getpid())  # harmless
+registry = CollectorRegistry()
+multiprocess.MultiProcessCollector(registry)
+print(generate_latest(registry).decode())
+print("families", sorted(m.name for m in registry.collect()))
+"""
+    r = subprocess.run([sys.executable, "-c", reader], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    text, _, fams = r.stdout.rpartition("families ")
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in parse_text(text) for s in f.samples}
+    assert got[("jobs_total", (("w", "a"),))] == 3 and got[("jobs_total", (("w", "b"),))] == 3
+    assert ("busy", ()) not in got  # both writers have exited: a live gauge drops their series
+    assert "'jobs'" in fams
+    assert text.count("# TYPE jobs_total counter") == 1
+    bad = subprocess.run([sys.executable, "-c", "from fastprom import CollectorRegistry, multiprocess; "
+                          "multiprocess.MultiProcessCollector(CollectorRegistry())"],
+                         env={k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+                         capture_output=True, text=True, timeout=60)
+    assert "PROMETHEUS_MULTIPROC_DIR is not set or not a directory" in bad.stderr

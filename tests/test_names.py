@@ -24,7 +24,7 @@ import fastprom  # noqa: E402
 import fastprom.registry  # noqa: E402
 
 MODULES = ["", ".core", ".registry", ".exposition", ".openmetrics.exposition", ".samples", ".metrics_core",
-           ".metrics", ".validation"]
+           ".metrics", ".validation", ".multiprocess"]
 
 #: Public names fastprom does not have, and why.
 SKIPPED = {
@@ -32,6 +32,8 @@ SKIPPED = {
     ("openmetrics.exposition", "maxunicode"),
     # Type variables of prometheus_client's annotations (T bound to MetricWrapperBase, F to callables).
     ("metrics", "T"), ("metrics", "F"),
+    # prometheus_client's per-process files: fastprom has one shared store file and no .db files to read.
+    ("multiprocess", "MmapedDict"),
 }
 if getattr(pc.exposition, "snappy", None) is None:
     # The optional python-snappy module, an import of prometheus_client's: None when it is not installed.
@@ -57,6 +59,8 @@ DIFFERENCES = {
     ("prometheus_client.metrics.MetricWrapperBase.remove", None): "on each metric type",
     ("prometheus_client.metrics.MetricWrapperBase.clear", None): "on each metric type",
     ("prometheus_client.metrics.MetricWrapperBase.collect", None): "on each metric type",
+    # MultiProcessCollector.merge reads prometheus_client's .db files; fastprom's store has none.
+    ("prometheus_client.multiprocess.MultiProcessCollector.merge", None): "no per-process files",
 }
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

@@ -95,3 +95,78 @@ def _install_fork_hook() -> None:
 def live_pids(store: _core.Store) -> List[int]:
     """Pids of the live processes attached to a shared store."""
     return [pid for pid, alive in store.processes() if alive]
+
+
+class MultiProcessCollector:
+    """prometheus_client's way to show every worker's metrics: registered in
+    a registry of your own, it shows the whole shared store of ``path`` (by
+    default the multiprocess directory) in that registry's output.
+
+    fastprom's default registry already shows the shared store, so this is
+    needed only by code written for prometheus_client
+    (``registry = CollectorRegistry(); MultiProcessCollector(registry)``).
+    """
+
+    def __init__(self, registry: Any, path: Optional[str] = None) -> None:
+        if path is None:
+            path = directory()
+        if not path or not os.path.isdir(path):
+            raise ValueError("env PROMETHEUS_MULTIPROC_DIR is not set or not a directory")
+        self._path = path
+        self._store: Optional[_core.Store] = None
+        if registry:
+            registry.register(self)
+
+    def _shared(self) -> _core.Store:
+        """The store of the directory: the default registry's when it is
+        that one, else a mapping of its own."""
+        if self._store is None:
+            from .registry import REGISTRY
+            if REGISTRY._multiprocess and os.path.realpath(directory() or "") == os.path.realpath(self._path):
+                self._store = REGISTRY._get_store()
+            else:
+                self._store = open_store(self._path)
+        return self._store
+
+    def _render_items(self) -> List[Any]:
+        """What the renderer shows for this collector: the whole store."""
+        return [self._shared()]
+
+    def collect(self) -> List[Any]:
+        """Every family of the shared store, as metric families."""
+        from .metrics_core import Metric
+        from .samples import Exemplar, Sample
+        store = self._shared()
+        out = []
+        for i in range(store.family_count()):
+            name, typ, help_text, unit = store.family(i)
+            m = Metric(name, help_text, typ, unit)
+            m.samples = store.samples(i, Sample, Exemplar)
+            out.append(m)
+        return out
+
+
+def mark_process_dead(pid: int, path: Optional[str] = None) -> None:
+    """Kept for gunicorn configurations written for prometheus_client
+    (``child_exit``): it does nothing, since the store tells a dead worker
+    by itself (by pid and start time), and ``live`` gauges drop its series
+    as soon as it has exited."""
+    del pid, path
+
+
+def __getattr__(name: str) -> Any:
+    # Names prometheus_client's multiprocess module has, imported late (the
+    # metric types import this module).
+    if name == "Gauge":
+        from .instruments import Gauge
+        return Gauge
+    if name == "Metric":
+        from .metrics_core import Metric
+        return Metric
+    if name == "Sample":
+        from .samples import Sample
+        return Sample
+    if name == "floatToGoString":
+        from .exposition import floatToGoString
+        return floatToGoString
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

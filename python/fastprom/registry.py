@@ -294,6 +294,9 @@ class CollectorRegistry:
             if isinstance(c, _core.MetricBase) and store is not None and c._store is store:
                 if not shared:
                     items.append(c)
+            elif hasattr(c, "_render_items"):  # MultiProcessCollector: a whole shared store, shown once
+                items.extend(it for it in c._render_items()
+                             if not (shared and it is store) and all(it is not x for x in items))
             else:
                 items.extend(c.collect())
         items.extend(self._store_families())
