@@ -90,7 +90,7 @@ class ProcessCollector:
             return []
         shared = self._registry.shared_store() if self._registry is not None else None
         if shared is not None:
-            from .multiprocess import live_pids
+            from ._multiproc import live_pids
 
             rows = [([str(pid)], self._read(str(pid))) for pid in live_pids(shared)]
             labels: Optional[List[str]] = ["pid"]

@@ -21,7 +21,8 @@ import threading
 import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Set, Union
 
-from . import _core, multiprocess
+from . import _core
+from . import _multiproc as multiprocess
 from .errors import DuplicateTimeseries
 from .metrics_core import CounterMetricFamily, Metric
 from .samples import Exemplar, Sample

@@ -7,7 +7,7 @@ from typing import Callable, Dict, Iterable, List, Literal, Optional, Sequence, 
 from .. import _core
 from ..errors import InvalidMetricError
 from ..metrics_core import Metric
-from ..multiprocess import track_per_process
+from .._multiproc import track_per_process
 from ..registry import REGISTRY, CollectorRegistry
 from ._base import StoreMetric, _fastprom_registry
 from .context_managers import InprogressTracker, Timer
