@@ -48,7 +48,7 @@ def uvicorn_server(lib="fastprom", opts=None, expose=None, extra_args=(), env=No
         module, func = app.split(":")
         cmd = [sys.executable, "-m", "gunicorn", f"{module}:{func}()", "--chdir", apps, "-k",
                "uvicorn.workers.UvicornWorker", "-w", str(workers), "--bind", f"127.0.0.1:{port}",
-               "--log-level", "warning", "--graceful-timeout", "5", *extra_args]
+               "--log-level", "warning", "--graceful-timeout", "5", "--no-control-socket", *extra_args]
     else:
         cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--app-dir", apps, "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", *extra_args]
