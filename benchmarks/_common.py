@@ -289,16 +289,19 @@ def check_http_counter(text: str, series: int) -> Tuple[Optional[str], int]:
 
 @contextlib.contextmanager
 def created_off(off: bool) -> Iterator[None]:
-    """prometheus_client's ``_created`` samples switched off inside the block, if ``off`` (restored after)."""
+    """Both libraries' ``_created`` samples switched off inside the block, if ``off`` (restored after)."""
+    import fastprom
     import prometheus_client as pc
-    off, was = off and hasattr(pc, "disable_created_metrics"), getattr(pc.metrics, "_use_created", True)
-    if off:
-        pc.disable_created_metrics()
+    mods = [m for m in (pc, fastprom) if hasattr(m, "disable_created_metrics")] if off else []
+    was = [getattr(m.metrics, "_use_created", True) for m in mods]
+    for m in mods:
+        m.disable_created_metrics()
     try:
         yield
     finally:
-        if off and was:
-            pc.enable_created_metrics()
+        for m, on in zip(mods, was):
+            if on:
+                m.enable_created_metrics()
 
 
 # --------------------------------------------------------------------------- in-process ASGI
