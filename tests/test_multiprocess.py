@@ -256,6 +256,27 @@ def test_a_changed_metric_is_refused_with_advice(tmp_path):
     assert "empty PROMETHEUS_MULTIPROC_DIR" in r.stderr
 
 
+def test_a_gauge_label_named_pid_is_refused_in_a_shared_store(tmp_path):
+    """The store labels each process's gauge series with its pid: a label of
+    that name of the user's own would be written twice, which Prometheus refuses."""
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path), FASTPROM_STORE_SIZE="8M")
+    code = ("import fastprom\n"
+            "try:\n"
+            "    fastprom.Gauge('g', 'G.', ['pid'], multiprocess_mode='sum')\n"
+            "except fastprom.InvalidMetricError as e:\n"
+            "    print('refused:', e)\n"
+            "fastprom.Gauge('g2', 'G.', ['worker']).labels('1').set(1)\n"
+            "print(fastprom.generate_latest().decode())\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "refused: g: a gauge in a multi-process store cannot have a label named 'pid'" in r.stdout
+    assert 'g2{pid="' in r.stdout and 'worker="1"' in r.stdout
+    # Outside a shared store the label is the user's to use.
+    reg = __import__("fastprom").CollectorRegistry()
+    __import__("fastprom").Gauge("g", "G.", ["pid"], registry=reg).labels("7").set(1)
+    assert reg.get_sample_value("g", {"pid": "7"}) == 1
+
+
 def test_prometheus_clients_multiprocess_setup_works_with_the_import_changed(tmp_path):
     """The pattern prometheus_client documents for gunicorn: a registry of
     your own with MultiProcessCollector, mark_process_dead in child_exit."""

@@ -49,6 +49,17 @@ static int backed_to(fp_store *s, uint64_t end)
     return 1;
 }
 
+/* Zeroes what is not zero in [p, p + n), a chunk at a time: a chunk that
+ * is only read stays clean (and a hole in a sparse file stays a hole). */
+static void zero_fill(char *p, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i += 4096) {
+        size_t k = n - i < 4096 ? (size_t)(n - i) : 4096;
+        if (p[i] || memcmp(p + i, p + i + 1, k - 1))
+            memset(p + i, 0, k);
+    }
+}
+
 fp_off fp_arena_alloc(fp_store *s, uint64_t size, int overflow)
 {
     fp_header *h = fp_hdr(s);
@@ -65,6 +76,11 @@ fp_off fp_arena_alloc(fp_store *s, uint64_t size, int overflow)
             return 0;
     } while (!atomic_compare_exchange_weak_explicit(&h->top, &off, off + size, memory_order_relaxed,
                                                     memory_order_relaxed));
+    /* Handed out zeroed: past the top a fresh file is all zeros, but a
+     * damaged one may hold anything there (the check reads only below the
+     * top), and records rely on the fields they do not set being 0. */
+    if (s->fd >= 0)
+        zero_fill(fp_at(s, off), size);
     return off;
 }
 
@@ -349,8 +365,15 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
         /* A new file, or one whose creator died while laying it out: the
          * magic is written last, so no process has used it (they wait for
          * the lock we hold).  Lay it out from scratch. */
-        if (half_made)
-            memset(base, 0, sizeof(fp_header));
+        if (half_made) {
+            /* The tables too: a damaged file may hold anything in them,
+             * and nothing checks them before they are used. */
+            fp_header fresh_layout;
+            memset(&fresh_layout, 0, sizeof fresh_layout);
+            fp_arena_layout(&fresh_layout, map_size);
+            uint64_t tables_end = fp_load(&fresh_layout.top);
+            zero_fill(base, tables_end < map_size ? tables_end : map_size);
+        }
         int st = init_arena(s, map_size);
         if (st == FP_EFULL) {
             set_err(err, errlen,

@@ -141,10 +141,18 @@ static const char *check_family(const fp_store *s, const fp_family *f, uint32_t 
     if (f->nlabels && !in_arena(s, f->labelnames, 8ull * f->nlabels))
         return "corrupt (a label name is damaged)";
     const fp_off *ln = f->nlabels ? fp_at(s, f->labelnames) : NULL;
+    int per_process = f->mpmode != FP_MP_NONE && fp_shared(s);
     for (uint32_t j = 0; j < f->nlabels; j++) {
         int64_t n = string_len(s, ln[j]);
         if (n < 0 || !fp_valid_label_name(fp_at(s, ln[j]), (size_t)n))
             return "corrupt (a label name is damaged)";
+        /* Each once, and no pid where the store adds its own: creation
+         * refuses both, and no series of such a family passes check_labels. */
+        if (per_process && !strcmp(fp_at(s, ln[j]), "pid"))
+            return "corrupt (a label name is damaged)";
+        for (uint32_t k = 0; k < j; k++)
+            if (!strcmp(fp_at(s, ln[k]), fp_at(s, ln[j])))
+                return "corrupt (a label name is damaged)";
     }
     if (f->sum != fp_family_checksum(s, f))
         return "corrupt (a metric family does not match its checksum)";

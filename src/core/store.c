@@ -47,8 +47,9 @@ static int same_family(const fp_store *s, const fp_family *f, const fp_family_sp
 }
 
 /* 1 if the spec is a shape the consistency check accepts: what creation
- * writes, every later opener must be able to read. */
-static int spec_ok(const fp_family_spec *sp)
+ * writes, every later opener must be able to read.  `per_process`: the
+ * store adds a pid label to the family's series. */
+static int spec_ok(const fp_family_spec *sp, int per_process)
 {
     if (sp->name_len == 0 || sp->name_len > UINT32_MAX || sp->help_len > UINT32_MAX || sp->unit_len > UINT32_MAX ||
         memchr(sp->name, '\0', sp->name_len) || memchr(sp->name, '\n', sp->name_len) ||
@@ -59,9 +60,17 @@ static int spec_ok(const fp_family_spec *sp)
     uint32_t nb = sp->type == FP_HISTOGRAM ? sp->nbuckets : 0, nq = sp->type == FP_SUMMARY ? sp->nquantiles : 0;
     if (fp_cells_for(sp->type, nb, nq, sp->age_buckets) == 0)
         return 0;
-    for (uint32_t i = 0; i < sp->nlabels; i++)
-        if (!fp_valid_label_name(sp->labelnames[i], sp->labelname_lens[i]))
+    /* Each name once, and no pid where the store adds its own: a series'
+     * label text names each label once. */
+    for (uint32_t i = 0; i < sp->nlabels; i++) {
+        const char *n = sp->labelnames[i];
+        size_t l = sp->labelname_lens[i];
+        if (!fp_valid_label_name(n, l) || (per_process && l == 3 && !memcmp(n, "pid", 3)))
             return 0;
+        for (uint32_t j = 0; j < i; j++)
+            if (sp->labelname_lens[j] == l && !memcmp(sp->labelnames[j], n, l))
+                return 0;
+    }
     if (sp->type == FP_HISTOGRAM) {
         if (!sp->buckets || !isinf(sp->buckets[nb - 1]) || sp->buckets[nb - 1] < 0)
             return 0;
@@ -82,7 +91,7 @@ static int spec_ok(const fp_family_spec *sp)
 static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *out_index)
 {
     fp_header *h = fp_hdr(s);
-    if (!spec_ok(sp))
+    if (!spec_ok(sp, fp_shared(s) && sp->mpmode != FP_MP_NONE))
         return FP_EINVAL;
     uint32_t nb = sp->type == FP_HISTOGRAM ? sp->nbuckets : 0, nq = sp->type == FP_SUMMARY ? sp->nquantiles : 0;
     uint32_t ncells = fp_cells_for(sp->type, nb, nq, sp->age_buckets);
@@ -716,9 +725,18 @@ int fp_store_repair(fp_store *s)
         if (fp_proc_alive(s, owner) || !fp_cas32(&se->linked, &linked, FP_LINK_CLAIM(s->proc)))
             continue;
         int found = 0;
-        for (fp_off o = fp_load_acq(&f->head); o && !found; o = fp_load_acq(&((fp_series *)fp_at(s, o))->next))
+        fp_off last = 0;
+        for (fp_off o = fp_load_acq(&f->head); o && !found; o = fp_load_acq(&((fp_series *)fp_at(s, o))->next)) {
             found = o == off;
+            last = o;
+        }
         if (!found) {
+            /* Never in a list (only the claim holder links it), so its next
+             * is 0 and no tail names it, unless the file is damaged: made
+             * so, or appending it would close a loop. */
+            fp_put(&se->next, 0);
+            uint64_t self = off;
+            fp_cas_rel(&f->tail, &self, last);
             family_append(s, f, off);
             fixed++;
         }

@@ -239,10 +239,11 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *k
     rc = fp_family_add(&self->st, &sp, &idx);
     Py_END_ALLOW_THREADS
     if (rc == FP_EINVAL) {
-        char msg[512];
+        char msg[768];
         PyOS_snprintf(msg, sizeof msg,
                       "add_family: %.200s is not a shape the store takes (a name and unit without NUL bytes, at "
-                      "most %u labels, valid label names, sorted buckets ending with +Inf, at most %u quantiles in "
+                      "most %u labels, valid label names, each once and no pid on a per-process gauge, sorted buckets "
+                      "ending with +Inf, at most %u quantiles in "
                       "[0, 1], 1 to %u age buckets of at least %g s, a window of at most %g s)",
                       sp.name, FP_MAX_LABELS, FP_Q_MAX_QUANTILES, FP_Q_MAX_AGE_BUCKETS, FP_Q_MIN_PERIOD, FP_Q_MAX_AGE);
         PyErr_SetString(PyExc_ValueError, msg);

@@ -230,6 +230,9 @@ class StoreMetric(MetricWrapperBase):
             registry._check_free(self._names())
         store = target._get_store()
         mpmode = self._mpmode() if target.shared_store() is not None else 0
+        if mpmode and "pid" in self._labelnames:
+            raise InvalidMetricError(f"{full}: a gauge in a multi-process store cannot have a label named 'pid': "
+                                     "the store adds one of its own, for each process")
         family = store.add_family(self._core_type, full, documentation, unit, self._labelnames, buckets, mpmode,
                                   **spec)
         self._bind(store, family, self._labelnames, limit)  # type: ignore[attr-defined]
