@@ -259,3 +259,14 @@ def test_a_huge_accept_header_through_a_real_server_gets_a_normal_scrape():
     assert resp.status == 200 and resp.getheader("Content-Encoding") is None
     assert resp.getheader("Content-Type").startswith("text/plain; version=0.0.4")
     assert b"# TYPE http_requests_total counter" in body or b"# HELP" in body
+
+
+@pytest.mark.parametrize("version", ["1\n.0.0", "1.0.0\r\nX-Injected: 1", "1\t.0.0", "1..0", "١.0.0"])
+def test_a_version_that_is_not_dotted_digits_never_reaches_the_content_type(version: str) -> None:
+    """A version parameter is echoed in the response's Content-Type only when it
+    is plain dotted digits: int() would read "1\\n" as 1, and the newline would
+    split the response header."""
+    for kind in ("application/openmetrics-text", "text/plain"):
+        _, ctype = exposition.choose_encoder(f"{kind};version={version}")
+        assert version not in ctype and not any(c in ctype for c in "\r\n")
+        assert ctype == exposition.CONTENT_TYPE_PLAIN_0_0_4

@@ -176,14 +176,14 @@ def _accept_param(tokens: List[str], key: str) -> str:
     return ""
 
 
-def _version_tuple(version: str) -> Tuple[Any, ...]:
-    out: List[Any] = []
-    for part in version.split("."):
-        try:
-            out.append(int(part))
-        except ValueError:
-            out.append(part)
-    return tuple(out)
+def _version_tuple(version: str) -> Tuple[int, ...]:
+    """The numbers of a dotted version such as ``1.0.0``; () for anything
+    else, so that a version never brings other characters (a newline that
+    would split the response header) into the Content-Type echoed back."""
+    parts = version.split(".")
+    if not all(p and p.isascii() and p.isdigit() for p in parts):
+        return ()
+    return tuple(int(p) for p in parts)
 
 
 def choose_encoder(accept_header: Optional[str]) -> Tuple[Callable[..., bytes], str]:
@@ -369,7 +369,13 @@ def floatToGoString(d: Any) -> str:
 
 def parse_version(version_str: str) -> Tuple[Any, ...]:
     """``"1.0.0"`` as ``(1, 0, 0)``; parts that are not numbers stay str."""
-    return _version_tuple(version_str)
+    out: List[Any] = []
+    for part in version_str.split("."):
+        try:
+            out.append(int(part))
+        except ValueError:
+            out.append(part)
+    return tuple(out)
 
 
 def gzip_accepted(accept_encoding_header: str) -> bool:
