@@ -123,30 +123,52 @@ void fp_pb_name(fp_buf *b, uint32_t field, const char *p1, size_t n1, const char
         free(full);
 }
 
-int fp_pb_labels(fp_buf *b, uint32_t field, const char *text, size_t len, int esc, fp_buf *scratch)
+/* A label value as escaped in label text (\\, \", \n), unescaped. */
+static void put_unescaped(fp_buf *b, const char *v, size_t n)
 {
-    size_t pos = 0, nlen;
-    const char *name;
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        if (ch == '\\' && i + 1 < n) {
+            ch = v[++i];
+            if (ch == 'n')
+                ch = '\n';
+        }
+        fp_buf_putc(b, ch);
+    }
+}
+
+int fp_pb_labels(fp_buf *b, uint32_t field, const char *text, size_t len, int esc)
+{
+    size_t pos = 0, nlen, vlen;
+    const char *name, *value;
     int rc;
-    while ((rc = fp_label_next(text, len, &pos, &name, &nlen, scratch)) == 1) {
+    while ((rc = fp_label_span(text, len, &pos, &name, &nlen, &value, &vlen)) == 1) {
         size_t m = fp_pb_open(b, field);
-        if (esc < 0)
+        /* Legacy names (the store keeps no other) are written as they are
+         * by every scheme but dots. */
+        if (esc < 0 || esc == FP_ESC_ALLOWUTF8 || (esc != FP_ESC_DOTS && fp_valid_label_name(name, nlen)))
             fp_pb_string(b, FP_PB_LABEL_NAME, name, nlen);
         else
             fp_pb_name(b, FP_PB_LABEL_NAME, name, nlen, "", 0, esc, 0);
-        fp_pb_string(b, FP_PB_LABEL_VALUE, scratch->p ? scratch->p : "", scratch->len);
+        if (!memchr(value, '\\', vlen)) {
+            fp_pb_string(b, FP_PB_LABEL_VALUE, value, vlen);
+        } else {
+            size_t vm = fp_pb_open(b, FP_PB_LABEL_VALUE);
+            put_unescaped(b, value, vlen);
+            fp_pb_close(b, vm);
+        }
         fp_pb_close(b, m);
     }
     return rc < 0 ? -1 : 0;
 }
 
-int fp_pb_exemplar(fp_buf *b, uint32_t field, const fp_exemplar_data *e, fp_buf *scratch)
+int fp_pb_exemplar(fp_buf *b, uint32_t field, const fp_exemplar_data *e)
 {
     if (e->len < 2)
         return -1;
     size_t m = fp_pb_open(b, field);
     /* The stored text is {pairs}: the pairs without the braces. */
-    int rc = fp_pb_labels(b, FP_PB_E_LABEL, e->text + 1, e->len - 2, -1, scratch);
+    int rc = fp_pb_labels(b, FP_PB_E_LABEL, e->text + 1, e->len - 2, -1);
     fp_pb_double(b, FP_PB_E_VALUE, e->value);
     if (e->has_ts)
         fp_pb_timestamp(b, FP_PB_E_TIMESTAMP, e->ts);
@@ -191,7 +213,7 @@ void fp_pb_native_fields(fp_buf *b, const fp_pb_native *nh)
 /* ---- store families ------------------------------------------------ */
 
 typedef struct {
-    fp_buf *b, *scratch;
+    fp_buf *b;
     int esc;
     size_t metrics;         /* Metric messages written */
 } pb_ctx;
@@ -220,13 +242,13 @@ static int pb_point(void *ctx, const fp_walk *w, const fp_point *p)
     char exbuf[FP_EXEMPLAR_TEXT];
     fp_exemplar_data ex;
     size_t metric = fp_pb_open(b, FP_PB_MF_METRIC);
-    fp_pb_labels(b, FP_PB_M_LABEL, p->labels, p->labels_len, c->esc, c->scratch);
+    fp_pb_labels(b, FP_PB_M_LABEL, p->labels, p->labels_len, c->esc);
     switch (f->type) {
     case FP_COUNTER: {
         size_t m = fp_pb_open(b, FP_PB_M_COUNTER);
         fp_pb_double(b, FP_PB_VALUE, p->value);
         if (fp_point_exemplar(w, p, 0, exbuf, &ex))
-            fp_pb_exemplar(b, FP_PB_C_EXEMPLAR, &ex, c->scratch);
+            fp_pb_exemplar(b, FP_PB_C_EXEMPLAR, &ex);
         created(b, FP_PB_C_CREATED, p->created);
         fp_pb_close(b, m);
         break;
@@ -247,7 +269,7 @@ static int pb_point(void *ctx, const fp_walk *w, const fp_point *p)
             fp_pb_uint(b, FP_PB_B_COUNT, p->cumulative[i]);
             fp_pb_double(b, FP_PB_B_UPPER, bounds[i]);
             if (fp_point_exemplar(w, p, i, exbuf, &ex))
-                fp_pb_exemplar(b, FP_PB_B_EXEMPLAR, &ex, c->scratch);
+                fp_pb_exemplar(b, FP_PB_B_EXEMPLAR, &ex);
             fp_pb_close(b, bm);
         }
         created(b, FP_PB_H_CREATED, p->created);
@@ -284,7 +306,7 @@ static int pb_point(void *ctx, const fp_walk *w, const fp_point *p)
     return b->oom ? FP_ENOHEAP : 0;
 }
 
-int fp_render_family_pb(fp_buf *b, fp_buf *scratch, const fp_store *s, uint32_t family, int esc)
+int fp_render_family_pb(fp_buf *b, const fp_store *s, uint32_t family, int esc)
 {
     const fp_family *f = fp_family_get(s, family);
     if (!f)
@@ -300,7 +322,7 @@ int fp_render_family_pb(fp_buf *b, fp_buf *scratch, const fp_store *s, uint32_t 
     fp_pb_uint(b, FP_PB_MF_TYPE, (uint64_t)types[f->type <= FP_SUMMARY ? f->type : 0]);
     if (f->unit_len)
         fp_pb_string(b, FP_PB_MF_UNIT, fp_at(s, f->unit), f->unit_len);
-    pb_ctx c = {b, scratch, esc, 0};
+    pb_ctx c = {b, esc, 0};
     int rc = fp_walk_family(s, family, pb_point, &c);
     if (rc == FP_ENOHEAP || b->oom) {
         b->oom = 1;

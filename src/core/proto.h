@@ -65,13 +65,13 @@ void fp_pb_name(fp_buf *b, uint32_t field, const char *p1, size_t n1, const char
                 int metric);
 
 /* LabelPair messages (`field` of the enclosing message) from escaped
- * label text a="x",b="y", values unescaped.  0, or -1 when the text is
- * not label pairs.  `scratch` holds a value while it is written. */
-int fp_pb_labels(fp_buf *b, uint32_t field, const char *text, size_t len, int esc, fp_buf *scratch);
+ * label text a="x",b="y", values unescaped; names by the scheme (esc < 0:
+ * as they are).  0, or -1 when the text is not label pairs. */
+int fp_pb_labels(fp_buf *b, uint32_t field, const char *text, size_t len, int esc);
 
 /* An Exemplar message from its stored form ({pairs}, value, timestamp).
  * Exemplar label names are written as they are.  0, or -1 (damaged). */
-int fp_pb_exemplar(fp_buf *b, uint32_t field, const fp_exemplar_data *e, fp_buf *scratch);
+int fp_pb_exemplar(fp_buf *b, uint32_t field, const fp_exemplar_data *e);
 
 /* ---- native histograms ---------------------------------------------
  * The sparse part of a Histogram message.  Classic histograms leave it
@@ -99,8 +99,8 @@ void fp_pb_native_fields(fp_buf *b, const fp_pb_native *nh);
 
 /* Writes one store family as a delimited MetricFamily message; a family
  * without live series is left out (as client_golang leaves it).  Names
- * by the escaping scheme.  `scratch` is working space.  FP_OK, FP_EINVAL
+ * by the escaping scheme.  FP_OK, FP_EINVAL
  * (no such family) or FP_ENOHEAP. */
-int fp_render_family_pb(fp_buf *b, fp_buf *scratch, const fp_store *s, uint32_t family, int esc);
+int fp_render_family_pb(fp_buf *b, const fp_store *s, uint32_t family, int esc);
 
 #endif

@@ -333,7 +333,7 @@ typedef struct {
     int pbtype;
     int grouped;            /* histogram, gauge histogram, summary, counter */
     int open;
-    fp_buf text, key, cur, sub, ex, tmp, scratch;
+    fp_buf text, key, cur, sub, ex, tmp;
     double value, count, sum, created, ts;
     int has_created, has_ts;
 } pb_metric;
@@ -355,7 +355,7 @@ static void pb_flush(fp_buf *b, pb_metric *m, int esc)
         return;
     m->open = 0;
     size_t mm = fp_pb_open(b, FP_PB_MF_METRIC);
-    fp_pb_labels(b, FP_PB_M_LABEL, m->cur.p ? m->cur.p : "", m->cur.len, esc, &m->scratch);
+    fp_pb_labels(b, FP_PB_M_LABEL, m->cur.p ? m->cur.p : "", m->cur.len, esc);
     size_t sm;
     switch (m->pbtype) {
     case FP_PB_COUNTER:
@@ -540,7 +540,7 @@ static int pb_sample(fp_buf *b, pb_metric *m, PyObject *s, const char *type, con
         m->value = value;
         if (has_ex) {
             m->ex.len = 0;
-            fp_pb_exemplar(&m->ex, FP_PB_C_EXEMPLAR, &exd, &m->scratch);
+            fp_pb_exemplar(&m->ex, FP_PB_C_EXEMPLAR, &exd);
         }
         break;
     case ROLE_CREATED: m->created = value; m->has_created = 1; break;
@@ -551,7 +551,7 @@ static int pb_sample(fp_buf *b, pb_metric *m, PyObject *s, const char *type, con
         pb_count(&m->sub, FP_PB_B_COUNT, 4, value);
         fp_pb_double(&m->sub, FP_PB_B_UPPER, bound);
         if (has_ex)
-            fp_pb_exemplar(&m->sub, FP_PB_B_EXEMPLAR, &exd, &m->scratch);
+            fp_pb_exemplar(&m->sub, FP_PB_B_EXEMPLAR, &exd);
         fp_pb_close(&m->sub, bm);
         break;
     }
@@ -634,7 +634,7 @@ int fp_render_pyfamily_pb(fp_buf *b, PyObject *metric, int esc)
         b->len = start; /* no series: no family, as for store families */
     else
         fp_pb_close(b, mf);
-    if (b->oom || m.text.oom || m.key.oom || m.cur.oom || m.sub.oom || m.ex.oom || m.tmp.oom || m.scratch.oom) {
+    if (b->oom || m.text.oom || m.key.oom || m.cur.oom || m.sub.oom || m.ex.oom || m.tmp.oom) {
         PyErr_NoMemory();
         goto done;
     }
@@ -651,7 +651,6 @@ done:
     fp_buf_free(&m.sub);
     fp_buf_free(&m.ex);
     fp_buf_free(&m.tmp);
-    fp_buf_free(&m.scratch);
     Py_XDECREF(name);
     Py_XDECREF(doc);
     Py_XDECREF(type);

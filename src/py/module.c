@@ -46,7 +46,7 @@ static PyObject *core_render(PyObject *m, PyObject *args)
             MetricObject *mo = (MetricObject *)it;
             Py_BEGIN_ALLOW_THREADS
             if (pb)
-                fp_render_family_pb(&b, &side, &mo->store->st, mo->family, esc);
+                fp_render_family_pb(&b, &mo->store->st, mo->family, esc);
             else
                 fp_render_family(&b, &side, &mo->store->st, mo->family, view, esc);
             Py_END_ALLOW_THREADS
@@ -56,7 +56,7 @@ static PyObject *core_render(PyObject *m, PyObject *args)
             uint32_t n = fp_family_count(s);
             for (uint32_t k = 0; k < n && !b.oom; k++) {
                 if (pb)
-                    fp_render_family_pb(&b, &side, s, k, esc);
+                    fp_render_family_pb(&b, s, k, esc);
                 else
                     fp_render_family(&b, &side, s, k, view, esc);
             }
