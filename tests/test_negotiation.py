@@ -109,3 +109,30 @@ def test_choose_encoder_keeps_prometheus_client_behaviour():
     for _, accept, _, _ in TABLE:
         ours, theirs = fp.choose_encoder(accept), pce.choose_encoder(accept or "")
         assert ours[1] == theirs[1], accept
+
+
+def test_instrumentator_endpoint_serves_protobuf_over_http():
+    """The Instrumentator's /metrics under uvicorn: protobuf (gzip when asked)
+    to Prometheus 3's native-histogram header, text to curl."""
+    import httpx
+
+    from pb_schema import METRIC_TYPES, parse_delimited
+    from servers import uvicorn_server
+
+    with uvicorn_server(expose={"should_gzip": True}) as base:
+        with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
+            assert client.get("/items/1").status_code == 200
+            r = client.get("/metrics", headers={"Accept": PROM3_NATIVE, "Accept-Encoding": "gzip"})
+            assert r.status_code == 200
+            assert r.headers["content-type"] == f"{PROTO}; escaping=underscores"
+            assert r.headers["content-encoding"] == "gzip"
+            # httpx has already undone the gzip; the body is the delimited stream.
+            fams = {f.name: f for f in parse_delimited(r.content)}
+            reqs = fams["http_requests_total"]
+            assert METRIC_TYPES[reqs.type] == "COUNTER"
+            got = {tuple(sorted((lp.name, lp.value) for lp in m.label)): m.counter.value for m in reqs.metric}
+            assert got[(("handler", "/items/{item_id}"), ("method", "GET"), ("status", "2xx"))] == 1
+            assert METRIC_TYPES[fams["http_request_duration_seconds"].type] == "HISTOGRAM"
+            plain = client.get("/metrics", headers={"Accept": "*/*", "Accept-Encoding": "identity"})
+            assert plain.headers["content-type"] == TEXT0
+            assert plain.text.startswith("# HELP")
