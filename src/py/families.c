@@ -506,7 +506,8 @@ static int pb_sample(fp_buf *b, pb_metric *m, PyObject *s, const char *type, con
             PyErr_Format(PyExc_ValueError, "sample %R of family %s has no %s label", sname, fam, bound_name);
         goto done;
     }
-    if (m->open && (!m->grouped || m->key.len != m->cur.len || memcmp(m->key.p, m->cur.p, m->key.len) != 0))
+    int same = m->key.len == m->cur.len && (!m->key.len || memcmp(m->key.p, m->cur.p, m->key.len) == 0);
+    if (m->open && (!m->grouped || !same))
         pb_flush(b, m, esc);
     if (!m->open) {
         m->open = 1;
