@@ -244,3 +244,31 @@ def test_random_series_same_samples(series, observations, gauge):
         return {(n, lab, "nan" if isinstance(v, float) and math.isnan(v) else v) for n, lab, v in samples}
 
     assert key(pb) == key(text)
+
+
+def test_shared_store_of_several_processes(tmp_path):
+    """A store shared by worker processes: counters summed over workers and
+    per-process gauges combined as their mode says, the same in protobuf as
+    in text."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path), FASTPROM_STORE_SIZE="8M")
+    writer = ("import sys, fastprom; fastprom.Counter('jobs', 'Jobs.', ['w']).labels(sys.argv[1]).inc(3); "
+              "fastprom.Gauge('seen', 'Seen.', multiprocess_mode='max').set(len(sys.argv[1])); "
+              "fastprom.Gauge('each', 'Each.', multiprocess_mode='all').set(1)")
+    for w in ("a", "bb"):
+        r = subprocess.run([sys.executable, "-c", writer, w], env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    reader = ("import sys; from fastprom import CollectorRegistry, generate_latest, generate_protobuf, multiprocess\n"
+              "registry = CollectorRegistry(); multiprocess.MultiProcessCollector(registry)\n"
+              "sys.stdout.buffer.write(generate_protobuf(registry) + b'\\0SPLIT\\0' + generate_latest(registry))\n")
+    r = subprocess.run([sys.executable, "-c", reader], env=env, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    pb, _, text = r.stdout.partition(b"\0SPLIT\0")
+    fams = parse_delimited(pb)
+    assert normal(pb_samples(fams)) == normal(text_samples(text))
+    byname = {f.name: f for f in fams}
+    assert byname["seen"].metric[0].gauge.value == 2
+    assert len(byname["each"].metric) == 2  # one per process, with its pid label
