@@ -1077,7 +1077,7 @@ static void check_stale_quantile_render(void)
     fp_q_observe(&w, cells, 1.0, t0 + 4.0);  /* epoch 502, the window's oldest for epoch 506 */
     fp_q_observe(&w, cells, 1.0, t0 + 12.0); /* epoch 506: reclaims the slot of epoch 500 */
     fp_clock_freeze(t0 + 12.0);
-    fp_q_values(&w, cells, t0 + 1.0, scratch, out); /* a render whose clock says epoch 500 */
+    fp_q_values(&w, cells, t0 + 1.0, scratch, out, 1); /* a render whose clock says epoch 500 */
     CHECK(!isnan(out[0]) && fabs(out[0] - 1.0) < 0.02, "stale render: %.17g", out[0]);
     fp_clock_freeze(0);
 }
