@@ -59,6 +59,14 @@ class ElectedServer:
         if not _fork_hook and hasattr(os, "register_at_fork"):
             _fork_hook = True
             os.register_at_fork(after_in_child=_in_child)
+        # The first worker binds before this returns, so a port that
+        # another program holds is an error here, as without an election.
+        if self._try_lock():
+            try:
+                self._server = start()
+            except BaseException:
+                self._forget()
+                raise
         self.thread.start()
 
     @property
@@ -66,16 +74,24 @@ class ElectedServer:
         """True while this process holds the port."""
         return self._server is not None
 
+    def _try_lock(self) -> bool:
+        fd = self._fd
+        if fd is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
+                self._warn(f"cannot lock {self.path}: {e.strerror}")
+            return False
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            fd = self._fd
-            if fd is None:
-                return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
-                    self._warn(f"cannot lock {self.path}: {e.strerror}")
+        # Runs as long as the election: waiting for the lock, then for
+        # shutdown (so joining the thread waits for the server, as
+        # prometheus_client's does).
+        while self._server is None and not self._stop.is_set():
+            if not self._try_lock():
                 self._stop.wait(POLL)
                 continue
             # Elected: bind, retrying while something else holds the port.
@@ -86,7 +102,7 @@ class ElectedServer:
                 except OSError as e:
                     self._warn(str(e))
                     self._stop.wait(1.0)
-            return
+        self._stop.wait()
 
     def _warn(self, message: str) -> None:
         if not self._warned:
@@ -95,7 +111,9 @@ class ElectedServer:
 
     def _forget(self) -> None:
         self._stop.set()
-        self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.socket.close()  # a forked child's copy: the parent keeps serving
         fd, self._fd = self._fd, None
         if fd is not None:
             try:
