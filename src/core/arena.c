@@ -289,15 +289,36 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *path,
     snprintf(err, errlen, fmt, path, detail);
 }
 
+/* Takes the store file's lock (`op`: LOCK_EX to create or check for
+ * writing, LOCK_SH to check for reading).  0; or -1, the descriptor
+ * closed and err set. */
+static int lock_or_close(int fd, int op, const char *path, char *err, size_t errlen)
+{
+    if (lock_file(fd, op) == 0)
+        return 0;
+    set_err(err, errlen, "cannot lock the metrics store file %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+}
+
+/* An fp_store that maps nothing yet. */
+static void store_reset(fp_store *s, int readonly)
+{
+    s->base = NULL;
+    s->size = 0;
+    s->fd = -1;
+    s->proc = 0;
+    s->path = NULL;
+    s->room = 0;
+    s->attached_gen = 0;
+    s->readonly = readonly;
+}
+
 int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen)
 {
     if (size < FP_STORE_MIN)
         size = FP_STORE_MIN;
-    s->base = NULL;
-    s->fd = -1;
-    s->proc = 0;
-    s->path = NULL;
-    s->readonly = 0;
+    store_reset(s, 0);
     fp_watch_forks();
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -309,11 +330,8 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
     }
     /* Only creation and checking of the file is serialised, with a lock on
      * the file itself; updates never take it. */
-    if (lock_file(fd, LOCK_EX) != 0) {
-        set_err(err, errlen, "cannot lock the metrics store file %s: %s", path, strerror(errno));
-        close(fd);
+    if (lock_or_close(fd, LOCK_EX, path, err, errlen) != 0)
         return FP_EFILE;
-    }
     struct stat st;
     int rc = FP_EFILE;
     if (fstat(fd, &st) != 0) {
@@ -396,13 +414,7 @@ out:
 
 int fp_store_open_readonly(fp_store *s, const char *path, char *err, size_t errlen)
 {
-    s->base = NULL;
-    s->fd = -1;
-    s->proc = 0;
-    s->path = NULL;
-    s->room = 0;
-    s->readonly = 1;
-    s->attached_gen = 0;
+    store_reset(s, 1);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -412,11 +424,8 @@ int fp_store_open_readonly(fp_store *s, const char *path, char *err, size_t errl
     }
     /* Shared: workers opening or creating families (exclusive) wait while
      * the check reads the tables. */
-    if (lock_file(fd, LOCK_SH) != 0) {
-        set_err(err, errlen, "cannot lock the metrics store file %s for reading: %s", path, strerror(errno));
-        close(fd);
+    if (lock_or_close(fd, LOCK_SH, path, err, errlen) != 0)
         return FP_EFILE;
-    }
     struct stat st;
     int rc = FP_EFILE;
     void *base = MAP_FAILED;
