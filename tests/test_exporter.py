@@ -196,6 +196,23 @@ def test_the_exporter_refuses_a_port_in_use_a_bad_certificate_and_a_bad_web_conf
     assert proc.returncode == 1 and b"must be a bcrypt hash" in out, out
 
 
+def test_the_exporter_requires_a_client_certificate_when_asked(tmp_path):
+    import ssl
+
+    cert, key = make_cert(tmp_path)
+    write_counts(tmp_path, 4)
+    port = free_port()
+    url = f"https://127.0.0.1:{port}/metrics"
+    with exporter(tmp_path, port, "--certfile", cert, "--keyfile", key, "--client-cafile", cert,
+                  "--client-auth-required"):
+        with pytest.raises(httpx.TransportError):
+            get(url, verify=cert)
+        context = ssl.create_default_context(cafile=cert)
+        context.load_cert_chain(cert, key)
+        r = get(url, verify=context)
+        assert r.status_code == 200 and total(r.text, "jobs_total") == 4
+
+
 # --- Prometheus scraping the exporter over TLS with basic auth ----------------------
 
 
