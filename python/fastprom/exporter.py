@@ -78,16 +78,9 @@ class StoreView:
 
     def collect(self) -> List[Any]:
         """The store's families (for ``collect()``-based consumers)."""
-        from .multiprocess import Metric, Sample, Exemplar
+        from .multiprocess import store_families
 
-        store = self._store
-        out = []
-        for i in range(store.family_count() if store is not None else 0):
-            name, typ, help_text, unit = store.family(i)  # type: ignore[union-attr]
-            m = Metric(name, help_text, typ, unit)
-            m.samples = store.samples(i, Sample, Exemplar)  # type: ignore[union-attr]
-            out.append(m)
-        return out
+        return store_families(self._store) if self._store is not None else []
 
 
 def exporter_registry(view: StoreView) -> CollectorRegistry:
