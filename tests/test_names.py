@@ -50,6 +50,8 @@ DIFFERENCES = {
     # A per-metric series limit (new label sets past it go to the overflow series).
     **{(f"prometheus_client.metrics.{t}", "max_series"): "extra keyword-only argument"
        for t in ("Counter", "Gauge", "Histogram", "Summary", "Info", "Enum")},
+    # Basic authentication and TLS from a Prometheus web configuration file.
+    ("prometheus_client.exposition.start_wsgi_server", "web_config_file"): "extra keyword-only argument",
     # A default where prometheus_client has none (REGISTRY): every call that works there works here.
     ("prometheus_client.exposition.write_to_textfile", "registry"): "default added",
     ("prometheus_client.openmetrics.exposition.generate_latest", "registry"): "default added",

@@ -10,6 +10,7 @@ endpoints and for pushes alike.
 """
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 import threading
@@ -225,11 +226,20 @@ def serve(app: WSGIApp, port: int, addr: str, context: Optional[ssl.SSLContext])
     """Starts a threaded WSGI server for ``app`` on ``addr``:``port`` (IPv4
     or IPv6, as the address resolves) in a daemon thread; with ``context``,
     over TLS.  Returns the server and its thread."""
-    info = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    try:
+        info = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise OSError(e.errno, f"cannot serve metrics on {addr!r}: {e.strerror}") from None
     family, host = info[0][0], str(info[0][4][0])
     base = ThreadingWSGIServer if context is None else _TLSServer
     server_class = type(base.__name__, (base,), {"address_family": family, "context": context})
-    httpd: WSGIServer = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    try:
+        httpd: WSGIServer = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise OSError(e.errno, f"cannot serve metrics on {addr}:{port}: the port is in use by another "
+                                   f"process") from None
+        raise OSError(e.errno, f"cannot serve metrics on {addr}:{port}: {e.strerror}") from None
     thread = threading.Thread(target=httpd.serve_forever, name="fastprom-metrics-server", daemon=True)
     thread.start()
     return httpd, thread

@@ -363,7 +363,8 @@ def start_wsgi_server(port: int, addr: str = "0.0.0.0", registry: SupportsCollec
                       client_cafile: Optional[str] = None, client_capath: Optional[str] = None,
                       protocol: int = ssl.PROTOCOL_TLS_SERVER, client_auth_required: bool = False,
                       tls_min_version: Optional[ssl.TLSVersion] = None,
-                      tls_max_version: Optional[ssl.TLSVersion] = None) -> Tuple[WSGIServer, threading.Thread]:
+                      tls_max_version: Optional[ssl.TLSVersion] = None, *,
+                      web_config_file: Optional[str] = None) -> Tuple[Any, threading.Thread]:
     """Serves ``registry``'s metrics (:func:`make_wsgi_app`) on
     ``addr``:``port`` from a daemon thread; returns the server and the
     thread.  Stop it with ``server.shutdown()`` and ``server.server_close()``.
@@ -372,12 +373,42 @@ def start_wsgi_server(port: int, addr: str = "0.0.0.0", registry: SupportsCollec
     certificates are checked against ``client_cafile``/``client_capath``
     (the system's CAs without them) and required with
     ``client_auth_required``.  Port 0 picks a free port
-    (``server.server_address[1]``)."""
+    (``server.server_address[1]``).  ``web_config_file`` names a file in
+    Prometheus' web configuration format: its ``basic_auth_users`` (bcrypt
+    hashes) are required of every request, and its ``tls_server_config``
+    gives the certificate when ``certfile`` does not.
+
+    In multiprocess mode, for the default registry and a fixed port, every
+    worker may call it: the workers elect one (an exclusive lock on
+    ``fastprom.server.PORT.lock`` in the multiprocess directory) to bind
+    the port, and another takes over within a second when it dies; the
+    server returned says whether this process is the one (``serving``)."""
+    from . import _auth
+    from ._multiproc import directory
+
+    app = make_wsgi_app(registry)
+    if web_config_file is not None:
+        config = _auth.load_web_config(web_config_file)
+        if config.users:
+            app = _auth.BasicAuth(config.users).wrap(app)
+        if config.tls is not None and not certfile:
+            certfile, keyfile = config.tls.cert_file, config.tls.key_file
+            client_cafile = client_cafile or config.tls.client_ca_file
+            client_auth_required = client_auth_required or config.tls.client_auth_required
     context = None
     if certfile and keyfile:
         context = _serve.tls_context(certfile, keyfile, protocol, client_cafile, client_capath,
                                      client_auth_required, tls_min_version, tls_max_version)
-    return _serve.serve(make_wsgi_app(registry), port, addr, context)
+    shared_dir = directory() if registry is REGISTRY and REGISTRY._multiprocess else None
+    if shared_dir and port and os.path.isdir(shared_dir):
+        from ._election import ElectedServer, lock_path
+
+        def start() -> WSGIServer:
+            return _serve.serve(app, port, addr, context)[0]
+
+        elected = ElectedServer(lock_path(shared_dir, port), (addr, port), start)
+        return elected, elected.thread
+    return _serve.serve(app, port, addr, context)
 
 
 start_http_server = start_wsgi_server

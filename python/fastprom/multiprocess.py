@@ -58,14 +58,18 @@ class MultiProcessCollector:
 
     def collect(self) -> List[Any]:
         """Every family of the shared store, as metric families."""
-        store = self._shared()
-        out = []
-        for i in range(store.family_count()):
-            name, typ, help_text, unit = store.family(i)
-            m = Metric(name, help_text, typ, unit)
-            m.samples = store.samples(i, Sample, Exemplar)
-            out.append(m)
-        return out
+        return store_families(self._shared())
+
+
+def store_families(store: _core.Store) -> List[Metric]:
+    """Every family of a store, as metric families."""
+    out = []
+    for i in range(store.family_count()):
+        name, typ, help_text, unit = store.family(i)
+        m = Metric(name, help_text, typ, unit)
+        m.samples = store.samples(i, Sample, Exemplar)
+        out.append(m)
+    return out
 
 
 def mark_process_dead(pid: int, path: Optional[str] = None) -> None:

@@ -147,6 +147,7 @@ int fp_store_open(fp_store *s, uint64_t size)
     s->proc = 0;
     s->path = NULL;
     s->room = 0;
+    s->readonly = 0;
     fp_watch_forks();
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
@@ -304,14 +305,36 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *path,
     snprintf(err, errlen, fmt, path, detail);
 }
 
+/* Takes the store file's lock (`op`: LOCK_EX to create or check for
+ * writing, LOCK_SH to check for reading).  0; or -1, the descriptor
+ * closed and err set. */
+static int lock_or_close(int fd, int op, const char *path, char *err, size_t errlen)
+{
+    if (lock_file(fd, op) == 0)
+        return 0;
+    set_err(err, errlen, "cannot lock the metrics store file %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+}
+
+/* An fp_store that maps nothing yet. */
+static void store_reset(fp_store *s, int readonly)
+{
+    s->base = NULL;
+    s->size = 0;
+    s->fd = -1;
+    s->proc = 0;
+    s->path = NULL;
+    s->room = 0;
+    s->attached_gen = 0;
+    s->readonly = readonly;
+}
+
 int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen)
 {
     if (size < FP_STORE_MIN)
         size = FP_STORE_MIN;
-    s->base = NULL;
-    s->fd = -1;
-    s->proc = 0;
-    s->path = NULL;
+    store_reset(s, 0);
     fp_watch_forks();
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -323,11 +346,8 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
     }
     /* Only creation and checking of the file is serialised, with a lock on
      * the file itself; updates never take it. */
-    if (lock_file(fd, LOCK_EX) != 0) {
-        set_err(err, errlen, "cannot lock the metrics store file %s: %s", path, strerror(errno));
-        close(fd);
+    if (lock_or_close(fd, LOCK_EX, path, err, errlen) != 0)
         return FP_EFILE;
-    }
     struct stat st;
     int rc = FP_EFILE;
     if (fstat(fd, &st) != 0) {
@@ -413,6 +433,87 @@ out:
     if (rc != FP_OK)
         close(fd);
     return rc;
+}
+
+int fp_store_open_readonly(fp_store *s, const char *path, char *err, size_t errlen)
+{
+    store_reset(s, 1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return FP_ENOTFOUND;
+        set_err(err, errlen, "cannot open the metrics store file %s for reading: %s", path, strerror(errno));
+        return FP_EFILE;
+    }
+    /* Shared: workers opening or creating families (exclusive) wait while
+     * the check reads the tables. */
+    if (lock_or_close(fd, LOCK_SH, path, err, errlen) != 0)
+        return FP_EFILE;
+    struct stat st;
+    int rc = FP_EFILE;
+    void *base = MAP_FAILED;
+    if (fstat(fd, &st) != 0) {
+        set_err(err, errlen, "cannot stat the metrics store file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "the metrics store path %s is %s", path, "not a regular file");
+        goto out;
+    }
+    if (st.st_size == 0) {
+        rc = FP_ENOTFOUND; /* created, not yet sized: its creator holds the lock we waited for */
+        goto out;
+    }
+    if ((uint64_t)st.st_size < sizeof(fp_header)) {
+        set_err(err, errlen, "the metrics store file %s is %s", path,
+                "too short to be a fastprom store (truncated, or another program's file)");
+        goto out;
+    }
+    base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        set_err(err, errlen, "cannot map the metrics store file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    s->base = base;
+    s->size = (uint64_t)st.st_size;
+    s->fd = fd; /* shared: the check knows per-process series by it */
+    const fp_header *h = base;
+    if (fp_load_acq((const fp_word *)&h->magic) == 0 && fp_load32_acq(&h->nfamilies) == 0 &&
+        fp_load(&h->nseries) == 0 && fp_load(&h->nprocs) == 0) {
+        rc = FP_ENOTFOUND; /* half-made: the next worker to open it lays it out */
+        goto unmap;
+    }
+    const char *why = fp_store_check(s, 0);
+    if (why) {
+        set_err(err, errlen, "the metrics store file %s is %s", path, why);
+        goto unmap;
+    }
+    if (!(s->path = strdup(path))) {
+        set_err(err, errlen, "out of memory opening %s%s", path, "");
+        goto unmap;
+    }
+    rc = FP_OK;
+    goto out;
+unmap:
+    munmap(base, (size_t)st.st_size);
+    s->base = NULL;
+    s->size = 0;
+    s->fd = -1;
+out:
+    lock_file(fd, LOCK_UN);
+    if (rc != FP_OK)
+        close(fd);
+    return rc;
+}
+
+int fp_store_replaced(const fp_store *s)
+{
+    struct stat now, mine;
+    if (s->fd < 0 || !s->path)
+        return 0;
+    if (stat(s->path, &now) != 0 || fstat(s->fd, &mine) != 0)
+        return 1;
+    return now.st_dev != mine.st_dev || now.st_ino != mine.st_ino;
 }
 
 void fp_store_close(fp_store *s)

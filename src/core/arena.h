@@ -23,6 +23,7 @@ typedef struct {
     char *path;             /* the store file's path (malloc'd), or NULL */
     uint64_t room;          /* free bytes on the file's filesystem when this process created it, else 0 */
     uint64_t attached_gen;  /* the fork generation `proc` was registered in */
+    int readonly;           /* mapped PROT_READ from a descriptor opened O_RDONLY: nothing may be written */
 } fp_store;
 
 static inline void *fp_at(const fp_store *s, fp_off off) { return s->base + off; }
@@ -86,6 +87,20 @@ int fp_store_open(fp_store *s, uint64_t size);
  * FP_EFILE with a message for the user in err. */
 int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen);
 void fp_store_close(fp_store *s);
+
+/* Maps the store file at `path` read-only (O_RDONLY, PROT_READ), for a
+ * process that only renders: nothing is written, not even the process
+ * table, and no process lock is taken for writing.  The check runs under
+ * a shared flock (which a read-only descriptor may hold), so a worker
+ * creating a family or laying out the file waits for it, not the other way
+ * round; series created meanwhile are tolerated, as for any reader.
+ * FP_OK; FP_ENOTFOUND when the file does not exist yet or is still being
+ * laid out (magic not written); FP_EFILE with a message in err otherwise. */
+int fp_store_open_readonly(fp_store *s, const char *path, char *err, size_t errlen);
+
+/* 1 when `path` no longer names the file this store maps (deleted, or
+ * replaced by a new store), else 0. */
+int fp_store_replaced(const fp_store *s);
 
 /* Takes and releases the lock that serialises family creation among
  * threads (one lock per process, which a fork never inherits held) and,

@@ -104,7 +104,7 @@ void fp_q_observe(const fp_q_window *w, fp_word *cells, double v, double now)
     fp_add(&cum_of(cells)[bucket_of(v)], 1);
 }
 
-void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scratch, double *out)
+void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scratch, double *out, int may_write)
 {
     params();
     uint64_t e = epoch_of(w, now);
@@ -131,7 +131,8 @@ void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scr
         uint64_t last = fp_load_acq(&cells[0]);
         if (last > e + 1)
             e = last - 1;
-        snapshot(w, cells, e);
+        if (may_write)
+            snapshot(w, cells, e);
         base = NULL;
         uint64_t first = e + 1 > A ? e + 1 - A : 0;
         for (uint64_t x = first; x <= e && !base; x++) {

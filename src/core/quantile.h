@@ -58,8 +58,10 @@ int fp_q_selftest(void);
 void fp_q_observe(const fp_q_window *w, fp_word *cells, double v, double now);
 
 /* Writes the quantiles over the window ending at `now` into out (NaN when
- * the window is empty).  scratch holds FP_Q_BUCKETS counts.  May take this
- * epoch's snapshot, so the cells are written. */
-void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scratch, double *out);
+ * the window is empty).  scratch holds FP_Q_BUCKETS counts.  With `may_write`
+ * it may take this epoch's snapshot (the cells are written); without (a
+ * read-only mapping) the result is the same: an epoch without a snapshot
+ * is one without observations, so the window's base is found either way. */
+void fp_q_values(const fp_q_window *w, fp_word *cells, double now, uint64_t *scratch, double *out, int may_write);
 
 #endif

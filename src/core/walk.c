@@ -230,8 +230,9 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         }
         case FP_SUMMARY:
             if (f->nquantiles) {
-                /* Computing the window may take this epoch's snapshot. */
-                fp_q_values(&win, fp_summary_sketch(se), fp_now(), counts, qvals);
+                /* Computing the window may take this epoch's snapshot
+                 * (not through a read-only mapping). */
+                fp_q_values(&win, fp_summary_sketch(se), fp_now(), counts, qvals, !s->readonly);
                 p.qvalues = qvals;
             }
             p.count = fp_load(&se->cells[0]);

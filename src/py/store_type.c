@@ -59,11 +59,16 @@ static int warn_untracked(void)
 
 static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"size", "path", NULL};
+    static char *kwlist[] = {"size", "path", "readonly", NULL};
     unsigned long long size = FP_STORE_DEFAULT;
     PyObject *path = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|KO:Store", kwlist, &size, &path))
+    int readonly = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|KOp:Store", kwlist, &size, &path, &readonly))
         return NULL;
+    if (readonly && path == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "Store(readonly=True) needs the path of a store file");
+        return NULL;
+    }
     if (size < FP_STORE_MIN || size > FP_STORE_MAX) {
         PyErr_Format(PyExc_ValueError, "Store size must be between %llu and %llu bytes (1 MiB and 1 TiB), got %llu",
                      (unsigned long long)FP_STORE_MIN, (unsigned long long)FP_STORE_MAX, size);
@@ -82,8 +87,20 @@ static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
         char err[1024];
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = fp_store_open_file(&self->st, PyBytes_AS_STRING(fspath), size, err, sizeof err);
+        if (readonly)
+            rc = fp_store_open_readonly(&self->st, PyBytes_AS_STRING(fspath), err, sizeof err);
+        else
+            rc = fp_store_open_file(&self->st, PyBytes_AS_STRING(fspath), size, err, sizeof err);
         Py_END_ALLOW_THREADS
+        if (rc == FP_ENOTFOUND) {
+            PyErr_Format(PyExc_FileNotFoundError,
+                         "the metrics store file %s does not exist yet (no worker has started, or one is "
+                         "laying it out)",
+                         PyBytes_AS_STRING(fspath));
+            Py_DECREF(fspath);
+            Py_DECREF(self);
+            return NULL;
+        }
         Py_DECREF(fspath);
         if (rc != FP_OK) {
             module_state *ms = fp_state_of_type(tp);
@@ -100,7 +117,7 @@ static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     if (open_stores)
         open_stores->prev = self;
     open_stores = self;
-    if (fp_shared(&self->st)) {
+    if (fp_shared(&self->st) && !self->st.readonly) {
         /* What a process that died creating a series left, put right. */
         Py_BEGIN_ALLOW_THREADS
         fp_store_repair(&self->st);
@@ -116,7 +133,7 @@ static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
             return NULL;
         }
     }
-    if (fp_shared(&self->st) && self->st.proc == 0 && warn_untracked() < 0) {
+    if (fp_shared(&self->st) && !self->st.readonly && self->st.proc == 0 && warn_untracked() < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -180,6 +197,14 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *k
                                      &PyTuple_Type, &labelnames, &buckets, &mpmode, &quantiles, &max_age,
                                      &age_buckets))
         return NULL;
+    if (self->st.readonly) {
+        module_state *ms = fp_state_of_type(Py_TYPE(self));
+        if (ms)
+            PyErr_Format(ms->StoreFileError,
+                         "add_family: the metrics store file %s is mapped read-only here; metrics are declared "
+                         "by the workers that write it", self->st.path);
+        return NULL;
+    }
     if (type < FP_COUNTER || type > FP_SUMMARY) {
         PyErr_Format(PyExc_ValueError, "add_family: unknown metric type %d", type);
         return NULL;
@@ -302,7 +327,7 @@ static PyObject *Store_processes(StoreObject *self, PyObject *Py_UNUSED(ignored)
 /* attach_process(): registers the calling process, e.g. in a forked child. */
 static PyObject *Store_attach_process(StoreObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (!fp_shared(&self->st))
+    if (!fp_shared(&self->st) || self->st.readonly)
         Py_RETURN_NONE;
     int rc = fp_store_attach_process(&self->st, 1);
     if (rc == FP_EFILE) {
@@ -376,7 +401,9 @@ static PyObject *Store_samples(StoreObject *self, PyObject *args)
 /* repair() -> int: puts right what a process that died creating a series left. */
 static PyObject *Store_repair(StoreObject *self, PyObject *Py_UNUSED(ignored))
 {
-    int n;
+    int n = 0;
+    if (self->st.readonly)
+        return PyLong_FromLong(0);
     Py_BEGIN_ALLOW_THREADS
     n = fp_store_repair(&self->st);
     Py_END_ALLOW_THREADS
@@ -398,7 +425,33 @@ static PyObject *Store_check(StoreObject *self, PyObject *args)
     return PyUnicode_FromString(why);
 }
 
+/* replaced() -> bool: the store file's path names another file now, or none. */
+static PyObject *Store_replaced(StoreObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(fp_store_replaced(&self->st));
+}
+
+static PyObject *Store_get_readonly(StoreObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->st.readonly);
+}
+
+static PyObject *Store_get_path(StoreObject *self, void *Py_UNUSED(closure))
+{
+    if (!self->st.path)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeFSDefault(self->st.path);
+}
+
+static PyGetSetDef Store_getset[] = {
+    {"readonly", (getter)Store_get_readonly, NULL, "True when the store file is mapped read-only.", NULL},
+    {"path", (getter)Store_get_path, NULL, "The store file's path, or None for a private store.", NULL},
+    {NULL}};
+
 static PyMethodDef Store_methods[] = {
+    {"replaced", (PyCFunction)Store_replaced, METH_NOARGS,
+     "replaced() -> bool\n\nTrue when the store file's path no longer names the mapped file (deleted or "
+     "re-created)."},
     {"add_family", (PyCFunction)(void (*)(void))Store_add_family, METH_VARARGS | METH_KEYWORDS,
      "add_family(type, name, help, unit, labelnames, buckets=None, mpmode=0, quantiles=None, max_age=600.0, "
      "age_buckets=5) -> int\n\nAdds a metric family (in a shared store, finds the existing one)."},
@@ -424,8 +477,10 @@ static PyType_Slot Store_slots[] = {
     {Py_tp_new, Store_new},
     {Py_tp_dealloc, Store_dealloc},
     {Py_tp_methods, Store_methods},
-    {Py_tp_doc, "Store(size=268435456, path=None)\n\nA lock-free metrics store in one arena of `size` bytes; "
-                "with `path`, in that file, shared by every process that opens it."},
+    {Py_tp_getset, Store_getset},
+    {Py_tp_doc, "Store(size=268435456, path=None, readonly=False)\n\nA lock-free metrics store in one arena of "
+                "`size` bytes; with `path`, in that file, shared by every process that opens it; with `readonly`, "
+                "that file mapped for reading only (nothing is written to it)."},
     {0, NULL}};
 
 PyType_Spec fp_Store_spec = {"fastprom._core.Store", sizeof(StoreObject), 0,

@@ -3,7 +3,10 @@
 Environment: FASTPROM_TEST_LIB selects the instrumentation ("fastprom",
 "pfi" for prometheus-fastapi-instrumentator, or "none"); FASTPROM_TEST_OPTS
 holds JSON keyword arguments for the Instrumentator; FASTPROM_TEST_EXPOSE
-holds JSON keyword arguments for expose(); FASTPROM_TEST_REGISTRY=pc passes
+holds JSON keyword arguments for expose(); FASTPROM_TEST_NO_EXPOSE=1 leaves
+/metrics out; FASTPROM_TEST_EXPOSE_TOKEN protects it with a dependency
+checking the X-Token header; FASTPROM_TEST_METRICS_PORT calls
+start_http_server on that port; FASTPROM_TEST_REGISTRY=pc passes
 a prometheus_client CollectorRegistry; FASTPROM_TEST_OTEL=1 opens an
 OpenTelemetry span around every request.
 """
@@ -110,7 +113,24 @@ def create_app():
         def pc_registry():
             return PlainTextResponse(prometheus_client.generate_latest(registry).decode())
 
-    Instrumentator(**opts).instrument(app).expose(app, **expose)
+    instrumentator = Instrumentator(**opts).instrument(app)
+    token = os.environ.get("FASTPROM_TEST_EXPOSE_TOKEN")
+    if token:
+        from fastapi import Depends, Header, HTTPException
+
+        def check(x_token: str = Header(default="")):
+            if x_token != token:
+                raise HTTPException(status_code=401, detail="bad token")
+
+        expose = dict(expose, dependencies=[Depends(check)])
+    if os.environ.get("FASTPROM_TEST_NO_EXPOSE") != "1":
+        instrumentator.expose(app, **expose)
+    metrics_port = os.environ.get("FASTPROM_TEST_METRICS_PORT")
+    if metrics_port:
+        # Every worker asks; one serves the port at a time.
+        from fastprom import start_http_server
+
+        start_http_server(int(metrics_port), "127.0.0.1")
 
     if os.environ.get("FASTPROM_TEST_OTEL") == "1":
         from opentelemetry import trace

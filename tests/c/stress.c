@@ -9,6 +9,7 @@
  * Usage: stress [iterations per writer]   (a multiple of 80; default 16000)
  * Exit status 0 when every check passed. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1111,9 +1112,87 @@ static void check_stale_quantile_render(void)
     fp_q_observe(&w, cells, 1.0, t0 + 4.0);  /* epoch 502, the window's oldest for epoch 506 */
     fp_q_observe(&w, cells, 1.0, t0 + 12.0); /* epoch 506: reclaims the slot of epoch 500 */
     fp_clock_freeze(t0 + 12.0);
-    fp_q_values(&w, cells, t0 + 1.0, scratch, out); /* a render whose clock says epoch 500 */
+    fp_q_values(&w, cells, t0 + 1.0, scratch, out, 1); /* a render whose clock says epoch 500 */
     CHECK(!isnan(out[0]) && fabs(out[0] - 1.0) < 0.02, "stale render: %.17g", out[0]);
     fp_clock_freeze(0);
+}
+
+/* ---- a read-only mapping of a store file ----------------------------- */
+
+static void render_store(const fp_store *s, fp_buf *b)
+{
+    fp_buf side;
+    fp_buf_init(&side);
+    b->len = 0;
+    void *tok = fp_locale_c();
+    for (uint32_t f = 0; f < fp_family_count(s); f++) {
+        int rc = fp_render_family(b, &side, s, f, 1, FP_ESC_UNDERSCORES);
+        CHECK(rc == FP_OK, "fp_render_family(%u) = %d", f, rc);
+    }
+    fp_buf_free(&side);
+    fp_locale_restore(tok);
+}
+
+/* A store file opened read-only renders what the writer's mapping does,
+ * summaries with quantiles included, without writing: its mapping is
+ * PROT_READ, so a write (a quantile window's snapshot) would fault. */
+static void check_readonly_file(void)
+{
+    char path[] = "/tmp/fastprom-stress-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+    if (fd < 0)
+        return;
+    close(fd);
+    char err[512];
+    fp_store rw, ro;
+    CHECK(fp_store_open_readonly(&ro, path, err, sizeof err) == FP_ENOTFOUND, "%s",
+          "an empty file not taken for a store being made");
+    int rc = fp_store_open_file(&rw, path, 8u << 20, err, sizeof err);
+    CHECK(rc == FP_OK, "fp_store_open_file: %s", err);
+    if (rc != FP_OK)
+        goto out;
+    fp_clock_freeze(1700000000.5);
+    static const char *const labels[] = {"kind"};
+    static const double qs[] = {0.5, 0.9};
+    size_t lens[] = {4};
+    fp_family_spec sp = {.type = FP_SUMMARY, .name = "ro_seconds", .name_len = 10, .help = "", .unit = "",
+                         .labelnames = labels, .labelname_lens = lens, .nlabels = 1, .quantiles = qs,
+                         .nquantiles = 2, .max_age = 60.0, .age_buckets = 3};
+    uint32_t fam = 0;
+    rc = fp_family_add(&rw, &sp, &fam);
+    CHECK(rc == FP_OK, "fp_family_add = %d", rc);
+    const char *v[] = {"a"};
+    size_t vl[] = {1};
+    fp_series *se = NULL;
+    rc = fp_series_get(&rw, fam, v, vl, 1, 0, &se);
+    CHECK(rc == FP_OK && se, "fp_series_get = %d", rc);
+    for (int i = 0; se && i < 100; i++)
+        fp_summary_observe_all(&rw, fp_family_get(&rw, fam), se, (double)(i % 10));
+    rc = fp_store_open_readonly(&ro, path, err, sizeof err);
+    CHECK(rc == FP_OK && ro.readonly && ro.proc == 0, "fp_store_open_readonly = %d: %s", rc, err);
+    if (rc == FP_OK) {
+        CHECK(!fp_store_replaced(&ro), "%s", "a store that is there taken for replaced");
+        fp_buf a, b;
+        fp_buf_init(&a);
+        fp_buf_init(&b);
+        /* 30 s later: a new epoch, whose snapshot nobody has taken. */
+        fp_clock_freeze(1700000030.5);
+        render_store(&ro, &a);
+        render_store(&rw, &b);
+        CHECK(a.len == b.len && memcmp(a.p, b.p, a.len) == 0, "read-only render differs:\n%.*s\n--\n%.*s",
+              (int)a.len, a.p, (int)b.len, b.p);
+        CHECK(fp_store_check(&ro, 1) == NULL, "%s", "check through the read-only mapping");
+        fp_buf_free(&a);
+        fp_buf_free(&b);
+        unlink(path);
+        CHECK(fp_store_replaced(&ro), "%s", "a deleted store file not seen as replaced");
+        fp_store_close(&ro);
+    }
+    fp_clock_freeze(0);
+    fp_store_close(&rw);
+out:
+    unlink(path);
 }
 
 int main(int argc, char **argv)
@@ -1168,6 +1247,7 @@ int main(int argc, char **argv)
     check_totals();
     churn_phase();
     check_stale_quantile_render();
+    check_readonly_file();
     const char *why = fp_store_check(&store, 1);
     CHECK(why == NULL, "consistency check after the run: %s", why ? why : "");
     fp_store_close(&store);
