@@ -1,15 +1,23 @@
-"""``python -m fastprom demo``: run the demo app under uvicorn."""
+"""``python -m fastprom COMMAND``: ``demo`` runs the demo app under uvicorn,
+``rules`` writes a Prometheus rule file, ``dashboard`` a Grafana dashboard."""
+import importlib
 import sys
+
+USAGE = ("usage: python -m fastprom demo [--host HOST] [--port PORT]\n"
+         "       python -m fastprom rules [options]      (Prometheus recording rules and alerts)\n"
+         "       python -m fastprom dashboard [options]  (Grafana dashboard JSON)\n"
+         "each command takes --help")
+
+_COMMANDS = {"demo": ".asgi.demo", "rules": ".monitoring.rules", "dashboard": ".monitoring.dashboard"}
 
 
 def _main() -> None:
     args = sys.argv[1:]
-    if not args or args[0] != "demo":
-        print("usage: python -m fastprom demo [--host HOST] [--port PORT]", file=sys.stderr)
+    module = _COMMANDS.get(args[0]) if args else None
+    if module is None:
+        print(USAGE, file=sys.stderr)
         raise SystemExit(2)
-    from .asgi.demo import main
-
-    main(args[1:])
+    importlib.import_module(module, __package__).main(args[1:])
 
 
 if __name__ == "__main__":

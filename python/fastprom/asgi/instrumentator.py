@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import time
 import warnings
 from enum import Enum
 from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence, Union
@@ -15,6 +16,7 @@ from ..registry import REGISTRY, CollectorRegistry
 from . import instrumentations as metrics
 from .instrumentations import DEFAULT_MAX_SERIES
 from .middleware import KNOWN_METHODS, PrometheusInstrumentatorMiddleware
+from .otel import check_metric_names
 
 
 class Instrumentator:
@@ -52,7 +54,13 @@ class Instrumentator:
         *,
         known_methods: Iterable[str] = KNOWN_METHODS,
         max_series: Optional[int] = DEFAULT_MAX_SERIES,
+        metric_names: str = "prometheus-fastapi-instrumentator",
+        should_instrument_uptime: bool = False,
     ) -> None:
+        #: ``"otel"``: OpenTelemetry's HTTP server metric names instead of the default metrics.
+        self.metric_names = check_metric_names(metric_names)
+        #: Whether ``instrument()`` adds the ``process_uptime_seconds`` gauge.
+        self.should_instrument_uptime = should_instrument_uptime
         self.should_group_status_codes = should_group_status_codes
         self.should_ignore_untemplated = should_ignore_untemplated
         self.should_group_untemplated = should_group_untemplated
@@ -136,7 +144,10 @@ class Instrumentator:
             registry=self.registry,
             known_methods=self.known_methods,
             max_series=self.max_series,
+            metric_names=self.metric_names,
         )
+        if self.should_instrument_uptime:
+            add_uptime_gauge(self.registry)
         return self
 
     def render(self, accept: Optional[str] = None, accept_encoding: Optional[str] = None,
@@ -203,6 +214,25 @@ class Instrumentator:
             else:
                 self.instrumentations.append(fn)
         return self
+
+
+def add_uptime_gauge(registry: CollectorRegistry) -> Any:
+    """Registers ``process_uptime_seconds`` in ``registry`` (once): the seconds
+    since this process started, computed when it is scraped.  Returns the gauge."""
+    from ..instruments import Gauge
+    from ..collectors import ProcessCollector
+
+    existing = registry._names.get("process_uptime_seconds")
+    if existing is not None:
+        return existing
+    try:
+        started = ProcessCollector(registry=None)._read(str(os.getpid())).get("start_time_seconds", time.time())
+    except AssertionError:  # no /proc
+        started = time.time()
+    gauge = Gauge("process_uptime_seconds", "Seconds since the process started, computed at scrape.",
+                  registry=registry, multiprocess_mode="livemax")
+    gauge.set_function(lambda: max(0.0, time.time() - started))
+    return gauge
 
 
 def _check_multiproc_dir(message: str) -> None:
