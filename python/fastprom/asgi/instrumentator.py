@@ -79,6 +79,7 @@ class Instrumentator:
         self.known_methods = frozenset(known_methods)
         #: The series limit of each metric the Instrumentator makes (None: none).
         self.max_series = max_series
+        self._prefix = ""  # namespace and subsystem of instrument(), for the ui page
         self.excluded_handlers = [re.compile(p) for p in excluded_handlers]
         self.body_handlers = [re.compile(p) for p in body_handlers]
         self.instrumentations: List[Callable[[metrics.Info], None]] = []
@@ -118,6 +119,7 @@ class Instrumentator:
         """Adds the metrics middleware to ``app``.  Returns self."""
         if not self._enabled():
             return self
+        self._prefix = "".join(p + "_" for p in (metric_namespace, metric_subsystem) if p)
         app.add_middleware(
             PrometheusInstrumentatorMiddleware,
             should_group_status_codes=self.should_group_status_codes,
@@ -162,6 +164,8 @@ class Instrumentator:
         endpoint: str = "/metrics",
         include_in_schema: bool = True,
         tags: Optional[List[Union[str, Enum]]] = None,
+        *,
+        ui: bool = False,
         **kwargs: Any,
     ) -> "Instrumentator":
         """Serves the metrics at ``endpoint``: OpenMetrics when the scraper asks
@@ -174,6 +178,12 @@ class Instrumentator:
         a Starlette app ``tags`` and ``kwargs`` are ignored.  As in
         prometheus-fastapi-instrumentator, a scrape while
         ``PROMETHEUS_MULTIPROC_DIR`` names no directory raises ValueError.
+
+        ``ui=True`` also serves a self-contained HTML page at
+        ``endpoint + "/ui"`` (per route: requests, rate, error ratio, p50,
+        p99, in progress; refreshed every 2 s), fed by ``endpoint + "/ui.json"``.
+        It is off by default: it shows the app's routes and traffic to anyone
+        who can reach it, like ``/metrics``, but to browsers.
         """
         if not self._enabled():
             return self
@@ -200,7 +210,40 @@ class Instrumentator:
             app.get(endpoint, include_in_schema=include_in_schema, tags=tags, **kwargs)(metrics_endpoint)
         else:
             app.add_route(endpoint, metrics_endpoint, include_in_schema=include_in_schema)
+        if ui:
+            self._expose_ui(app, endpoint)
         return self
+
+    def _expose_ui(self, app: Any, endpoint: str) -> None:
+        """Adds ``endpoint/ui`` (the page) and ``endpoint/ui.json`` (its data)."""
+        import json
+
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        from .ui import page, snapshot
+
+        base = endpoint.rstrip("/")
+        html = page(endpoint, base + "/ui.json").encode()
+
+        def ui_page(request: Request) -> Response:
+            return Response(content=html, media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+        def ui_data(request: Request) -> Response:
+            body = json.dumps(snapshot(self.registry, self._prefix))
+            return Response(content=body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+        try:
+            from fastapi import FastAPI
+        except ImportError:  # pragma: no cover - Starlette only
+            FastAPI = None  # type: ignore[assignment,misc]
+        for path, fn in ((base + "/ui", ui_page), (base + "/ui.json", ui_data)):
+            fn.__annotations__ = {"request": Request, "return": Response}
+            if FastAPI is not None and isinstance(app, FastAPI):
+                app.get(path, include_in_schema=False)(fn)
+            else:
+                app.add_route(path, fn, include_in_schema=False)
 
     def add(self, *instrumentation_function: Optional[Callable[[metrics.Info], Any]]) -> "Instrumentator":
         """Adds instrumentation functions (sync or async) called for every
