@@ -87,18 +87,20 @@ def _start(cmd, log, ready_url, what):
     pytest.fail(f"{what} was not ready within 30 s:\n{_log(log)}")
 
 
-@pytest.fixture
-def stack(tmp_path):
-    """The app, Alertmanager with the webhook, and Prometheus with the rules."""
+@pytest.fixture(params=["prometheus-fastapi-instrumentator", "otel"], ids=["pfi", "otel"])
+def stack(tmp_path, request):
+    """The app (with either naming scheme), Alertmanager with the webhook,
+    and Prometheus with the rules for that scheme."""
+    metric_names = request.param
     prometheus = need_tool("prometheus")
     alertmanager = shutil.which("prometheus-alertmanager") or need_tool("alertmanager")
     hook = Webhook()
     procs = []
     try:
-        with uvicorn_server(app="alerting:create_app") as app:
+        with uvicorn_server(app="alerting:create_app", env={"FASTPROM_TEST_METRIC_NAMES": metric_names}) as app:
             am_port = free_port()
             (tmp_path / "alertmanager.yml").write_text(
-                "route:\n  receiver: hook\n  group_by: [alertname, job, handler]\n"
+                "route:\n  receiver: hook\n  group_by: [alertname, job, handler, http_route]\n"
                 "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
                 f"receivers:\n  - name: hook\n    webhook_configs:\n      - url: {hook.url}\n"
                 "        send_resolved: true\n")
@@ -109,6 +111,7 @@ def stack(tmp_path):
                 tmp_path / "alertmanager.log", f"http://127.0.0.1:{am_port}/-/ready", "alertmanager"))
             rules = tmp_path / "rules.yml"
             subprocess.run([sys.executable, "-m", "fastprom", "rules", "--selector", f'job="{JOB}"',
+                            "--metric-names", metric_names,
                             "--rate-window", "10s", "--for", "2s", "-o", str(rules)], check=True, timeout=60)
             (tmp_path / "prometheus.yml").write_text(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
@@ -122,7 +125,8 @@ def stack(tmp_path):
                  f"--storage.tsdb.path={tmp_path / 'prom-data'}", f"--web.listen-address=127.0.0.1:{prom_port}",
                  "--log.level=warn", "--storage.tsdb.retention.time=1h"],
                 tmp_path / "prometheus.log", f"http://127.0.0.1:{prom_port}/-/ready", "prometheus"))
-            yield app, f"http://127.0.0.1:{prom_port}", hook, tmp_path
+            yield app, f"http://127.0.0.1:{prom_port}", hook, tmp_path, Names(metric_names=metric_names,
+                                                                              selector=f'job="{JOB}"')
     finally:
         for p in reversed(procs):
             stop(p)
@@ -153,18 +157,19 @@ def drive(client, fail_every, until, timeout):
 
 
 def test_error_rate_alert_fires_and_resolves(stack):
-    app, prom, hook, tmp = stack
+    app, prom, hook, tmp, n = stack
     name = "FastpromHighErrorRate"
+    route = n.handler
     with httpx.Client(base_url=app, timeout=10, trust_env=False) as c:
         # Healthy traffic first: nothing is sent to the webhook.
-        drive(c, 0, lambda: bool(query(prom, f'job_handler:http_requests:rate10s{{handler="/work"}}')), 30)
+        drive(c, 0, lambda: bool(query(prom, f'job_{route}:http_requests:rate10s{{{route}="/work"}}')), 30)
         assert hook.notified("firing", name) == []
         # Half the requests fail: the alert reaches the webhook.
         drive(c, 2, lambda: bool(hook.notified("firing", name)), 60)
         firing = hook.notified("firing", name)
         assert firing, (hook.bodies, _log(tmp / "prometheus.log"), _log(tmp / "alertmanager.log"))
         labels = firing[0]["labels"]
-        assert labels == {"alertname": name, "job": JOB, "handler": "/work", "severity": "warning"}, labels
+        assert labels == {"alertname": name, "job": JOB, route: "/work", "severity": "warning"}, labels
         assert "answered 5xx" in firing[0]["annotations"]["description"]
         # The errors stop: the alert is resolved.
         drive(c, 0, lambda: bool(hook.notified("resolved", name)), 60)
@@ -174,7 +179,6 @@ def test_error_rate_alert_fires_and_resolves(stack):
         # Every dashboard query parses and has samples (the request count grew
         # beyond one scrape's worth, so every rate has two points).
         c.get("/items/1")
-        n = Names(selector=f'job="{JOB}"')
         model = dashboard(n)
         empty = []
         for panel in model["panels"]:
@@ -211,6 +215,6 @@ def test_ui_page_in_chromium_shows_routes_and_counts(tmp_path):
         assert rows["/items/{item_id}"][1] == "7", rows
         assert rows["/work"][1] == "4" and rows["/work"][3] == "50.00%", rows
         shot = os.environ.get("FASTPROM_UI_SCREENSHOT") or str(tmp_path / "ui.png")
-        r = subprocess.run(base + ["--window-size=900,300", f"--screenshot={shot}", f"{app}/metrics/ui"],
+        r = subprocess.run(base + ["--window-size=900,380", f"--screenshot={shot}", f"{app}/metrics/ui"],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and os.path.getsize(shot) > 1000, r.stderr[-2000:]

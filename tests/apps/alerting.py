@@ -21,6 +21,6 @@ def create_app():
         return {"item_id": item_id}
 
     names = os.environ.get("FASTPROM_TEST_METRIC_NAMES", "prometheus-fastapi-instrumentator")
-    Instrumentator(should_instrument_requests_inprogress=True, should_instrument_uptime=True,
+    Instrumentator(should_instrument_requests_inprogress=True, inprogress_labels=True, should_instrument_uptime=True,
                    metric_names=names).instrument(app).expose(app, ui=True)
     return app
