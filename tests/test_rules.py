@@ -283,3 +283,25 @@ def test_bad_options_are_refused_with_the_reason(args, message):
     r = subprocess.run([sys.executable, "-m", "fastprom", "rules", *args], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_dashboard_command_writes_a_json_model(tmp_path):
+    out = tmp_path / "dashboard.json"
+    r = subprocess.run([sys.executable, "-m", "fastprom", "dashboard", "--metric-names", "otel", "--namespace", "shop",
+                        "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    model = json.loads(out.read_text())
+    assert [v["name"] for v in model["templating"]["list"]] == ["datasource", "job", "instance", "route"]
+    exprs = [t["expr"] for p in model["panels"] for t in p["targets"]]
+    assert len(model["panels"]) == 10 and all(exprs)
+    assert any("shop_http_server_request_duration_seconds_bucket" in e for e in exprs)
+    assert {p["type"] for p in model["panels"]} == {"timeseries", "heatmap", "stat"}
+    assert all(p["datasource"] == {"type": "prometheus", "uid": "${datasource}"} for p in model["panels"])
+
+
+def test_cli_usage_and_bad_dashboard_options():
+    r = subprocess.run([sys.executable, "-m", "fastprom"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "python -m fastprom rules" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "fastprom", "dashboard", "--selector", "job"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "the selector must be" in r.stderr, r.stderr

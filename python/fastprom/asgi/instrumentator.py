@@ -28,6 +28,12 @@ class Instrumentator:
     prometheus_client's default registry (when installed) both sees these
     metrics and has its own samples included in ``/metrics``.
 
+    fastprom's own keyword arguments: ``known_methods`` (other methods are
+    recorded as ``_OTHER``), ``max_series`` (per metric), ``metric_names``
+    (``"otel"`` records OpenTelemetry's HTTP server metrics instead of the
+    default ones) and ``should_instrument_uptime`` (``process_uptime_seconds``,
+    computed at scrape).
+
     As in prometheus-fastapi-instrumentator, the constructor raises
     ValueError when ``PROMETHEUS_MULTIPROC_DIR`` is set but is not a
     directory, and takes the deprecated lower-case

@@ -299,11 +299,13 @@ class PrometheusInstrumentatorMiddleware:
         active = otel_metrics.start(scope, method)
         inprogress = self._start_inprogress(scope, app0, prefix0) if self.inprogress is not None else None
         tap = SendTap(send)
-        error: Optional[BaseException] = None
+        # The class only: holding the exception would make a reference cycle
+        # through its traceback and this frame.
+        error: Optional[type] = None
         try:
             await self.app(scope, receive, tap)
         except BaseException as e:
-            error = e
+            error = type(e)
             raise
         finally:
             end = perf_counter()

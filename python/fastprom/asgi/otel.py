@@ -80,10 +80,11 @@ class OtelInstrumentation:
         return child
 
     def record(self, scope: Any, route: str, method: str, status_code: int, duration: float,
-               response_headers: Any, error: Optional[BaseException], exemplar: Optional[dict]) -> None:
-        """Records one finished request."""
+               response_headers: Any, error: Optional[type], exemplar: Optional[dict]) -> None:
+        """Records one finished request; ``error`` is the class of the
+        exception the app raised before responding, if it did."""
         if error is not None and status_code >= 500:
-            error_type = type(error).__qualname__
+            error_type = error.__qualname__
         elif status_code >= 500:
             error_type = str(status_code)
         else:
