@@ -80,3 +80,22 @@ def test_uptime_is_computed_at_scrape(server):
 def test_bad_metric_names_is_refused():
     with pytest.raises(ValueError, match="metric_names must be one of"):
         fastprom.Instrumentator(metric_names="open-telemetry")
+
+
+def test_otel_names_and_uptime_across_two_workers(tmp_path):
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    opts = {"metric_names": "otel", "should_instrument_uptime": True}
+    with uvicorn_server(workers=2, env=env, opts=opts) as base:
+        pids = set()
+        for _ in range(40):
+            with httpx.Client(base_url=base) as c:  # a new connection each time, to reach both workers
+                r = c.get("/pid")
+                assert r.status_code == 200
+                pids.add(r.json()["pid"])
+        s = scrape(base)
+        lab = dict(labels("GET", "/pid", 200), error_type="")
+        assert get(s, DURATION + "_count", **lab) == 40
+        assert get(s, "http_server_active_requests", http_request_method="GET", url_scheme="http") == 1.0
+        uptime = [v for k, v in s.items() if k[0] == "process_uptime_seconds"]
+        assert uptime and all(v >= 0 for v in uptime), uptime
+    assert len(pids) >= 1
