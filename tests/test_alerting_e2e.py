@@ -194,6 +194,19 @@ def test_error_rate_alert_fires_and_resolves(stack):
                 if not query(prom, expr):
                     empty.append((panel["title"], expr))
         assert empty == [], empty
+        # The page's quantiles are Prometheus' histogram_quantile of the same buckets.
+        ui = c.get("/metrics/ui.json").json()
+        work = next(r for r in ui["routes"] if r["route"] == "/work")
+        count = f'sum({n.duration}_count{{job="{JOB}", {route}="/work"}})'
+        for _ in range(100):
+            got = query(prom, count)
+            if got and float(got[0]["value"][1]) == work["count"]:
+                break
+            time.sleep(0.2)
+        assert float(query(prom, count)[0]["value"][1]) == work["count"]
+        for q, key in ((0.5, "p50"), (0.99, "p99")):
+            expr = f'histogram_quantile({q}, sum by (le) ({n.duration}_bucket{{job="{JOB}", {route}="/work"}}))'
+            assert float(query(prom, expr)[0]["value"][1]) == pytest.approx(work[key], rel=1e-9), (q, work)
         for var in model["templating"]["list"][1:]:
             m = re.fullmatch(r"label_values\((.*), (\w+)\)", var["query"]["query"])
             assert m, var
