@@ -383,9 +383,11 @@ def _ours():
             "Middleware.__init__": PrometheusInstrumentatorMiddleware.__init__}
 
 
-#: fastprom's additions: keyword-only, after every parameter PFI has.
-EXTRAS = {"Instrumentator.__init__": ["known_methods", "max_series"],
-          "Middleware.__init__": ["known_methods", "max_series"],
+#: fastprom's additions: keyword-only, after every parameter PFI has (but
+#: before a ``**kwargs``, which must stay last).
+EXTRAS = {"Instrumentator.__init__": ["known_methods", "max_series", "metric_names", "should_instrument_uptime"],
+          "Middleware.__init__": ["known_methods", "max_series", "metric_names"],
+          "Instrumentator.expose": ["ui"],
           "latency": ["max_series"], "request_size": ["max_series"], "response_size": ["max_series"],
           "combined_size": ["max_series"], "requests": ["max_series"], "default": ["max_series"]}
 
@@ -393,11 +395,13 @@ EXTRAS = {"Instrumentator.__init__": ["known_methods", "max_series"],
 def _pfi_params(name, fn):
     """fn's parameters without fastprom's additions, which must be keyword-only and last."""
     params = list(inspect.signature(fn).parameters.values())
+    var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
     extra = EXTRAS.get(name, [])
     tail = params[len(params) - len(extra):] if extra else []
     assert [p.name for p in tail] == extra, name
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in tail), name  # the middleware's are all
-    return [(p.name, _normal(p.default)) for p in params[:len(params) - len(extra)]]
+    return [(p.name, _normal(p.default)) for p in params[:len(params) - len(extra)] + var_kw]
 
 
 def test_interface_is_pfi_8_1():

@@ -6,9 +6,11 @@ from typing import Any, AsyncIterator
 
 
 def create_app() -> Any:
-    """The demo app: a few routes, an included router, and ``/metrics``."""
+    """The demo app: a few routes, an included router, ``/metrics`` and the
+    page at ``/metrics/ui``; ``/fail`` answers 503 (to make the error-rate
+    alert fire)."""
     from fastapi import APIRouter, FastAPI, HTTPException
-    from fastapi.responses import StreamingResponse
+    from fastapi.responses import Response, StreamingResponse
 
     from .instrumentator import Instrumentator
 
@@ -37,8 +39,13 @@ def create_app() -> Any:
                 yield f"chunk {i}\n".encode()
         return StreamingResponse(chunks(), media_type="text/plain")
 
+    @app.get("/fail")
+    def fail() -> Response:
+        return Response(status_code=503)
+
     app.include_router(items)
-    Instrumentator().instrument(app).expose(app)
+    Instrumentator(should_instrument_requests_inprogress=True, inprogress_labels=True,
+                   should_instrument_uptime=True).instrument(app).expose(app, ui=True)
     return app
 
 
@@ -53,6 +60,7 @@ def main(argv: Any = None) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
-    print(f"fastprom demo: http://{args.host}:{args.port}/ and http://{args.host}:{args.port}/metrics", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"fastprom demo: {base}/, {base}/metrics and {base}/metrics/ui", flush=True)
     uvicorn.run("fastprom.asgi.demo:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level="warning")

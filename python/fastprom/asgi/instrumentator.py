@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import time
 import warnings
 from enum import Enum
 from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence, Union
@@ -15,6 +16,7 @@ from ..registry import REGISTRY, CollectorRegistry
 from . import instrumentations as metrics
 from .instrumentations import DEFAULT_MAX_SERIES
 from .middleware import KNOWN_METHODS, PrometheusInstrumentatorMiddleware
+from .otel import check_metric_names
 
 
 class Instrumentator:
@@ -25,6 +27,12 @@ class Instrumentator:
     ``CollectorRegistry``; by default fastprom's ``REGISTRY`` is used, and
     prometheus_client's default registry (when installed) both sees these
     metrics and has its own samples included in ``/metrics``.
+
+    fastprom's own keyword arguments: ``known_methods`` (other methods are
+    recorded as ``_OTHER``), ``max_series`` (per metric), ``metric_names``
+    (``"otel"`` records OpenTelemetry's HTTP server metrics instead of the
+    default ones) and ``should_instrument_uptime`` (``process_uptime_seconds``,
+    computed at scrape).
 
     As in prometheus-fastapi-instrumentator, the constructor raises
     ValueError when ``PROMETHEUS_MULTIPROC_DIR`` is set but is not a
@@ -52,7 +60,13 @@ class Instrumentator:
         *,
         known_methods: Iterable[str] = KNOWN_METHODS,
         max_series: Optional[int] = DEFAULT_MAX_SERIES,
+        metric_names: str = "prometheus-fastapi-instrumentator",
+        should_instrument_uptime: bool = False,
     ) -> None:
+        #: ``"otel"``: OpenTelemetry's HTTP server metric names instead of the default metrics.
+        self.metric_names = check_metric_names(metric_names)
+        #: Whether ``instrument()`` adds the ``process_uptime_seconds`` gauge.
+        self.should_instrument_uptime = should_instrument_uptime
         self.should_group_status_codes = should_group_status_codes
         self.should_ignore_untemplated = should_ignore_untemplated
         self.should_group_untemplated = should_group_untemplated
@@ -71,6 +85,7 @@ class Instrumentator:
         self.known_methods = frozenset(known_methods)
         #: The series limit of each metric the Instrumentator makes (None: none).
         self.max_series = max_series
+        self._prefix = ""  # namespace and subsystem of instrument(), for the ui page
         self.excluded_handlers = [re.compile(p) for p in excluded_handlers]
         self.body_handlers = [re.compile(p) for p in body_handlers]
         self.instrumentations: List[Callable[[metrics.Info], None]] = []
@@ -110,6 +125,7 @@ class Instrumentator:
         """Adds the metrics middleware to ``app``.  Returns self."""
         if not self._enabled():
             return self
+        self._prefix = "".join(p + "_" for p in (metric_namespace, metric_subsystem) if p)
         app.add_middleware(
             PrometheusInstrumentatorMiddleware,
             should_group_status_codes=self.should_group_status_codes,
@@ -136,7 +152,10 @@ class Instrumentator:
             registry=self.registry,
             known_methods=self.known_methods,
             max_series=self.max_series,
+            metric_names=self.metric_names,
         )
+        if self.should_instrument_uptime:
+            add_uptime_gauge(self.registry)
         return self
 
     def render(self, accept: Optional[str] = None, accept_encoding: Optional[str] = None,
@@ -151,6 +170,8 @@ class Instrumentator:
         endpoint: str = "/metrics",
         include_in_schema: bool = True,
         tags: Optional[List[Union[str, Enum]]] = None,
+        *,
+        ui: bool = False,
         **kwargs: Any,
     ) -> "Instrumentator":
         """Serves the metrics at ``endpoint`` in the format the scraper asks
@@ -163,6 +184,12 @@ class Instrumentator:
         a Starlette app ``tags`` and ``kwargs`` are ignored.  As in
         prometheus-fastapi-instrumentator, a scrape while
         ``PROMETHEUS_MULTIPROC_DIR`` names no directory raises ValueError.
+
+        ``ui=True`` also serves a self-contained HTML page at
+        ``endpoint + "/ui"`` (per route: requests, rate, error ratio, p50,
+        p99, in progress; refreshed every 2 s), fed by ``endpoint + "/ui.json"``.
+        It is off by default: it shows the app's routes and traffic to anyone
+        who can reach it, like ``/metrics``, but to browsers.
         """
         if not self._enabled():
             return self
@@ -189,7 +216,40 @@ class Instrumentator:
             app.get(endpoint, include_in_schema=include_in_schema, tags=tags, **kwargs)(metrics_endpoint)
         else:
             app.add_route(endpoint, metrics_endpoint, include_in_schema=include_in_schema)
+        if ui:
+            self._expose_ui(app, endpoint)
         return self
+
+    def _expose_ui(self, app: Any, endpoint: str) -> None:
+        """Adds ``endpoint/ui`` (the page) and ``endpoint/ui.json`` (its data)."""
+        import json
+
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        from .ui import page, snapshot
+
+        base = endpoint.rstrip("/")
+        html = page(endpoint, base + "/ui.json").encode()
+
+        def ui_page(request: Request) -> Response:
+            return Response(content=html, media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+        def ui_data(request: Request) -> Response:
+            body = json.dumps(snapshot(self.registry, self._prefix))
+            return Response(content=body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+        try:
+            from fastapi import FastAPI
+        except ImportError:  # pragma: no cover - Starlette only
+            FastAPI = None  # type: ignore[assignment,misc]
+        for path, fn in ((base + "/ui", ui_page), (base + "/ui.json", ui_data)):
+            fn.__annotations__ = {"request": Request, "return": Response}
+            if FastAPI is not None and isinstance(app, FastAPI):
+                app.get(path, include_in_schema=False)(fn)
+            else:
+                app.add_route(path, fn, include_in_schema=False)
 
     def add(self, *instrumentation_function: Optional[Callable[[metrics.Info], Any]]) -> "Instrumentator":
         """Adds instrumentation functions (sync or async) called for every
@@ -203,6 +263,25 @@ class Instrumentator:
             else:
                 self.instrumentations.append(fn)
         return self
+
+
+def add_uptime_gauge(registry: CollectorRegistry) -> Any:
+    """Registers ``process_uptime_seconds`` in ``registry`` (once): the seconds
+    since this process started, computed when it is scraped.  Returns the gauge."""
+    from ..instruments import Gauge
+    from ..collectors import ProcessCollector
+
+    existing = registry._names.get("process_uptime_seconds")
+    if existing is not None:
+        return existing
+    try:
+        started = ProcessCollector(registry=None)._read(str(os.getpid())).get("start_time_seconds", time.time())
+    except AssertionError:  # no /proc
+        started = time.time()
+    gauge = Gauge("process_uptime_seconds", "Seconds since the process started, computed at scrape.",
+                  registry=registry, multiprocess_mode="livemax")
+    gauge.set_function(lambda: max(0.0, time.time() - started))
+    return gauge
 
 
 def _check_multiproc_dir(message: str) -> None:

@@ -18,6 +18,7 @@ from ..instruments import Gauge
 from ..registry import REGISTRY
 from . import instrumentations as _metrics
 from .instrumentations import DefaultInstrumentation, Info
+from .otel import OtelInstrumentation, check_metric_names, otel
 from .routing import RouteResolver, match_template, redirect_target, root_prefix, route_key
 
 log = logging.getLogger("fastprom")
@@ -126,8 +127,10 @@ class PrometheusInstrumentatorMiddleware:
         custom_labels: Optional[dict] = None,
         known_methods: Iterable[str] = KNOWN_METHODS,
         max_series: Optional[int] = _metrics.DEFAULT_MAX_SERIES,
+        metric_names: str = "prometheus-fastapi-instrumentator",
     ) -> None:
         self.app = app
+        check_metric_names(metric_names)
         if isinstance(known_methods, str):
             raise TypeError("known_methods must be a collection of method names, not a str")
         self.known_methods: FrozenSet[str] = frozenset(known_methods)
@@ -144,7 +147,13 @@ class PrometheusInstrumentatorMiddleware:
         self._resolver = RouteResolver()
 
         self.instrumentations: List[Callable[[Info], None]] = list(instrumentations)
-        if not self.instrumentations:
+        # metric_names="otel": OpenTelemetry's names instead of the default
+        # metrics (functions given with add() replace both, as they replace
+        # the default ones in prometheus-fastapi-instrumentator).
+        self._otel: Optional[OtelInstrumentation] = None
+        if metric_names == "otel" and not self.instrumentations and not async_instrumentations:
+            self._otel = otel(metric_namespace, metric_subsystem, registry, max_series)
+        elif not self.instrumentations:
             # As in prometheus-fastapi-instrumentator: when the default
             # metrics exist in the registry already (another app, or another
             # Instrumentator, made them), default() returns None and this
@@ -185,6 +194,7 @@ class PrometheusInstrumentatorMiddleware:
         self._hot_ok = (self._fast is not None and not self._filtering and not should_round_latency_decimals
                         and not self.body_handlers and not should_include_root_path)
         self._exclude_streaming = self._fast is not None and self._fast.exclude_streaming
+        self._exclude_streaming_otel = should_exclude_streaming_duration
 
     def _excluded(self, handler: str, templated: bool) -> bool:
         if not templated and self.should_ignore_untemplated:
@@ -204,6 +214,9 @@ class PrometheusInstrumentatorMiddleware:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self._otel is not None:
+            await self._call_otel(scope, receive, send)
             return
         start = perf_counter()
         root0 = scope.get("root_path") or ""
@@ -266,6 +279,56 @@ class PrometheusInstrumentatorMiddleware:
                                         body, exemplar)
                     if rest is not None:
                         await rest
+            except Exception:  # recording must never break a request
+                if not self._warned:
+                    self._warned = True
+                    log.exception("fastprom: recording HTTP metrics failed (logged once)")
+
+    async def _call_otel(self, scope: Scope, receive: Any, send: Any) -> None:
+        """One request recorded under OpenTelemetry's names."""
+        otel_metrics = self._otel
+        assert otel_metrics is not None
+        start = perf_counter()
+        root0 = scope.get("root_path") or ""
+        app0 = scope.get("app")
+        prefix0 = root_prefix(app0, scope) if self.should_include_root_path else ""
+        exemplar = self._exemplar() if self._exemplar is not None else None
+        method = scope["method"]
+        if method not in self.known_methods:
+            method = OTHER_METHOD
+        active = otel_metrics.start(scope, method)
+        inprogress = self._start_inprogress(scope, app0, prefix0) if self.inprogress is not None else None
+        tap = SendTap(send)
+        # The class only: holding the exception would make a reference cycle
+        # through its traceback and this frame.
+        error: Optional[type] = None
+        try:
+            await self.app(scope, receive, tap)
+        except BaseException as e:
+            error = type(e)
+            raise
+        finally:
+            end = perf_counter()
+            active.dec()
+            if inprogress is not None:
+                inprogress.dec()
+            try:
+                status = tap.status if tap.status is not None else 500
+                tmpl = self._resolver.template(scope, root0, app0, prefix0)
+                if tmpl is None and 300 <= int(status) < 400:
+                    tmpl = _redirect_label(app0, {**scope, "root_path": root0})
+                handler = tmpl if tmpl is not None else _url_path(scope)
+                if not (self._filtering and self._excluded(handler, tmpl is not None)):
+                    if tmpl is None and self.should_group_untemplated:
+                        handler = "none"
+                    if self._exclude_streaming_otel:
+                        duration = tap.started - start if tap.started else 0.0
+                    else:
+                        duration = end - start
+                    if self.should_round_latency_decimals:
+                        duration = round(duration, self.round_latency_decimals)
+                    otel_metrics.record(scope, handler, method, int(status), duration, tap.headers,
+                                        error if tap.status is None else None, exemplar)
             except Exception:  # recording must never break a request
                 if not self._warned:
                     self._warned = True
