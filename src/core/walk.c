@@ -137,7 +137,7 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
     }
     for (size_t k = 0; k < ngroups; k++) {
         const mp_group *g = &groups[order[k]];
-        fp_point p = {per_pid ? g->se : NULL, texts.p + g->text, g->len, 0, 0.0, g->value, 0, 0.0, NULL, NULL};
+        fp_point p = {per_pid ? g->se : NULL, texts.p + g->text, g->len, 0, 0.0, g->value, 0, 0.0, NULL, NULL, NULL};
         if ((rc = fn(ctx, w, &p)))
             break;
     }
@@ -187,6 +187,8 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         }
     }
     fp_q_window win = fp_family_window(s, f);
+    fp_nh_scratch nsc = {NULL, NULL, NULL, 0};
+    fp_native native;
 
     int rc = 0;
     fp_buf text; /* the series' label text, copied out of the store */
@@ -203,7 +205,7 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         }
         fp_text_read(s, se->text, tl, text.p);
         uint32_t split = se->split;
-        fp_point p = {se, text.p, tl, split <= tl ? split : tl, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL};
+        fp_point p = {se, text.p, tl, split <= tl ? split : tl, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL, NULL};
         switch (f->type) {
         case FP_COUNTER:
             /* Increments are checked (not negative, not NaN), so a counter
@@ -219,13 +221,20 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
             for (uint32_t i = 0; i < f->nbuckets; i++) {
                 /* Saturating: a damaged count must not wrap the sum and
                  * make the buckets decrease. */
-                uint64_t c = fp_load(&se->cells[i]);
+                /* Acquire with native buckets: their observations are
+                 * made before the classic ones (fp_histogram_observe_all). */
+                uint64_t c = f->nh_slots ? fp_load_acq(&se->cells[i]) : fp_load(&se->cells[i]);
                 cum = c > UINT64_MAX - cum ? UINT64_MAX : cum + c;
                 counts[i] = cum;
             }
             p.count = cum;
             p.sum = fp_loadd(&se->cells[f->nbuckets]);
             p.cumulative = counts;
+            if (f->nh_slots) {
+                if ((rc = fp_nh_read(f, se, p.sum, &nsc, &native)))
+                    goto out;
+                p.native = &native;
+            }
             break;
         }
         case FP_SUMMARY:
@@ -245,6 +254,8 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         if ((rc = fn(ctx, &w, &p)))
             break;
     }
+out:
+    fp_nh_scratch_free(&nsc);
     fp_buf_free(&text);
     free(w.extra);
     free(w.extra_len);

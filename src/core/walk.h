@@ -59,6 +59,10 @@ typedef struct {
     double sum;
     const uint64_t *cumulative; /* histogram: cumulative bucket counts */
     const double *qvalues;  /* summary: quantile values, f->nquantiles of them */
+    /* Histogram with native buckets: them, read after the classic ones
+     * (native->count >= count; see native.h), else NULL.  The text formats
+     * and OpenMetrics 1.0 show only the classic buckets. */
+    const fp_native *native;
 } fp_point;
 
 /* What a walk knows of its family, for the callbacks. */
