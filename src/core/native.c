@@ -68,6 +68,9 @@ double fp_nh_upper(int32_t index, int32_t schema)
 void fp_nh_put(const fp_family *f, fp_word *b, int negative, double a)
 {
     uint32_t slots = f->nh_slots, limit = fp_nh_fill_limit(slots);
+    /* A zero bucket that may widen can take buckets instead of a coarser
+     * schema: then only the fill limit coarsens. */
+    int widens = f->nh_max_zero_threshold > f->nh_zero_threshold;
     fp_word *table = &b[FP_NH_TABLE];
     for (;;) {
         uint64_t r = fp_load(&b[FP_NH_REDUCTION]);
@@ -81,13 +84,19 @@ void fp_nh_put(const fp_family *f, fp_word *b, int negative, double a)
             fp_word *kw = &table[2 * i];
             uint64_t k = fp_load_acq(kw);
             if (k == 0) {
-                /* A new bucket.  Past the fill limit, coarsen first (one
-                 * step per CAS, so racing observers coarsen once). */
-                if (schema > FP_NH_SCHEMA_MIN && fp_load(&b[FP_NH_USED]) >= limit) {
-                    uint64_t want = r;
-                    fp_cas_rel(&b[FP_NH_REDUCTION], &want, r + 1);
-                    again = 1;
-                    break;
+                /* A new bucket.  Past the limit at this schema, or the
+                 * table's fill limit, coarsen first (one step per CAS, so
+                 * racing observers coarsen once; the mark after it is a
+                 * hint, and a crash before it only coarsens sooner). */
+                if (schema > FP_NH_SCHEMA_MIN) {
+                    uint64_t used = fp_load(&b[FP_NH_USED]), mark = fp_load(&b[FP_NH_MARK]);
+                    if (used >= limit || (used > mark && used - mark > f->nh_max_buckets && !widens)) {
+                        uint64_t want = r;
+                        if (fp_cas_rel(&b[FP_NH_REDUCTION], &want, r + 1))
+                            fp_put(&b[FP_NH_MARK], used);
+                        again = 1;
+                        break;
+                    }
                 }
                 /* Claim the slot, then count the claim, then the
                  * observation: a crash between leaves an empty bucket

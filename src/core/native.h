@@ -14,7 +14,8 @@
  *   [0] zero bucket count
  *   [1] reduction r: new observations are keyed at schema (finest - r)
  *   [2] used: keys claimed in the table below (may lag by a crash)
- *   [3...] nh_slots (key, count) pairs: an open-addressing table, linear
+ *   [3] mark: `used` when r was last bumped
+ *   [4...] nh_slots (key, count) pairs: an open-addressing table, linear
  *          probing from the key's hash.  A key word is 0 (free) or
  *          1 | side << 1 | (schema + 4) << 2 | (index + 2^31) << 32.
  * Keys are claimed by CAS from 0 and never change or move after, so a key
@@ -29,9 +30,11 @@
  * the table to the finest schema whose bucket count fits (after widening
  * the zero bucket up to the maximum zero threshold first, as client_golang
  * does), so every reader reduces the same counts the same way, whichever
- * worker observed them.  When the table itself fills up (used reaches
- * 2 x the limit) an observer bumps r with a CAS, and later keys are made
- * at the coarser schema; the walker folds older, finer keys into it.  The
+ * worker observed them.  Once more keys than the limit were made at the
+ * current schema (used - mark), the walker must show a coarser one
+ * anyway (unless the zero bucket may widen instead), so an observer bumps r with a CAS and later keys are made one
+ * schema coarser; the walker folds older, finer keys into it.  The same
+ * happens whatever the count when the table reaches its fill limit.  The
  * table keeps FP_NH_RESERVE free slots beyond that: enough for every key
  * schema -4 can make, plus racing writers, so an observation never finds
  * the table full.
@@ -66,7 +69,7 @@
 #define FP_NH_DEFAULT_ZERO_THRESHOLD 2.938735877055719e-39 /* 2^-128 */
 
 /* The native block's cells. */
-enum { FP_NH_ZERO = 0, FP_NH_REDUCTION = 1, FP_NH_USED = 2, FP_NH_TABLE = 3 };
+enum { FP_NH_ZERO = 0, FP_NH_REDUCTION = 1, FP_NH_USED = 2, FP_NH_MARK = 3, FP_NH_TABLE = 4 };
 
 static inline uint32_t fp_nh_cells(uint32_t slots) { return slots ? FP_NH_TABLE + 2 * slots : 0; }
 
