@@ -133,7 +133,8 @@ def test_empty_labelled_family_renders_metadata_only(registry):
     ("*/*", False),
     ("application/openmetrics-text", True),
     ("application/openmetrics-text; version=1.0.0; charset=utf-8", True),
-    ("application/openmetrics-text;version=0.0.1", False),
+    ("application/openmetrics-text;version=0.0.1", True),  # OpenMetrics 0.0.1: the same text, legacy names
+    ("application/openmetrics-text;version=2.0.0", False),
     # Prometheus 2.x's scrape header.
     ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", True),

@@ -12,9 +12,9 @@ from .collectors import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, GC
                          ProcessCollector)
 from .errors import DuplicateTimeseries, InvalidMetricError
 from .exposition import (CONTENT_TYPE_LATEST, CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PLAIN_1_0_0,
-                         OPENMETRICS_CONTENT_TYPE, Exposition, MetricsHandler, basic_auth_handler, choose_encoder,
-                         default_handler, delete_from_gateway, generate_latest, generate_openmetrics,
-                         instance_ip_grouping_key, make_asgi_app, make_wsgi_app, negotiate,
+                         OPENMETRICS_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, Exposition, Format, MetricsHandler,
+                         basic_auth_handler, choose_encoder, default_handler, delete_from_gateway, generate_latest,
+                         generate_openmetrics, generate_protobuf, instance_ip_grouping_key, make_asgi_app, make_wsgi_app, negotiate, negotiate_format,
                          passthrough_redirect_handler, push_to_gateway, pushadd_to_gateway, start_http_server,
                          start_wsgi_server, tls_auth_handler, write_to_textfile)
 from .metrics_core import (CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily,
@@ -31,7 +31,8 @@ __all__ = [
     "Counter", "Gauge", "Histogram", "Summary", "Info", "Enum", "DEFAULT_BUCKETS",
     "disable_created_metrics", "enable_created_metrics",
     "CollectorRegistry", "REGISTRY",
-    "generate_latest", "generate_openmetrics", "negotiate", "choose_encoder", "Exposition",
+    "generate_latest", "generate_openmetrics", "generate_protobuf", "negotiate", "negotiate_format", "Format",
+    "choose_encoder", "Exposition", "PROTOBUF_CONTENT_TYPE",
     "write_to_textfile", "CONTENT_TYPE_LATEST", "OPENMETRICS_CONTENT_TYPE",
     "CONTENT_TYPE_PLAIN_0_0_4", "CONTENT_TYPE_PLAIN_1_0_0",
     "make_wsgi_app", "make_asgi_app", "MetricsHandler", "start_http_server", "start_wsgi_server",

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, List
 
 from . import _core
 from .metrics_core import Metric
-from .registry import REGISTRY, CollectorRegistry, RestrictedRegistry, escaping_scheme
+from .registry import REGISTRY, CollectorRegistry, RestrictedRegistry, escaping_scheme, render_view
 
 _lock = threading.Lock()
 _for_pc: "weakref.WeakKeyDictionary[Any, CollectorRegistry]" = weakref.WeakKeyDictionary()
@@ -56,8 +56,9 @@ class _CollectorView:
     def collect(self) -> Iterable[Any]:
         return self._collector.collect()
 
-    def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores") -> bytes:
-        view = _core.VIEW_OPENMETRICS if openmetrics else _core.VIEW_TEXT
+    def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores",
+               protobuf: bool = False) -> bytes:
+        view = render_view(openmetrics, protobuf)
         items: List[object] = list(self._collector.collect())
         for c in extra:
             items.extend(c.collect())  # type: ignore[attr-defined]

@@ -43,6 +43,17 @@ def generate_openmetrics(registry: Any = REGISTRY, escaping: str = "underscores"
     return as_fastprom_registry(registry).render(True, escaping=escaping)
 
 
+def generate_protobuf(registry: Any = REGISTRY, escaping: str = "underscores") -> bytes:
+    """The registry in the Prometheus protobuf format: one
+    ``io.prometheus.client.MetricFamily`` message per family with series,
+    each preceded by its length as a varint (``encoding=delimited``), as
+    Prometheus scrapes it; names outside the legacy character set written by
+    the ``escaping`` scheme (``allow-utf-8``: as they are)."""
+    from .bridge import as_fastprom_registry
+
+    return as_fastprom_registry(registry).render(False, escaping=escaping, protobuf=True)
+
+
 #: How much of an Accept or Accept-Encoding header is read: a client can
 #: send megabytes, and the work per scrape must stay bounded.  Real headers
 #: are far shorter (Prometheus sends five media ranges).
@@ -86,43 +97,100 @@ def _media_ranges(header: str) -> List[Tuple[str, Dict[str, str], float, int]]:
 
 _SCHEMES = ("allow-utf-8", "underscores", "dots", "values")
 
+PROTOBUF_CONTENT_TYPE = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+"""Content type of the Prometheus protobuf format (delimited ``MetricFamily`` messages), without its escaping."""
+OPENMETRICS_0_0_1_CONTENT_TYPE = "application/openmetrics-text; version=0.0.1; charset=utf-8"
+"""Content type of OpenMetrics 0.0.1 (the same text as 1.0.0, legacy names)."""
 
-def _choice(accept: Optional[str]) -> Tuple[bool, str, str]:
-    """(OpenMetrics?, response Content-Type, escaping scheme) for an Accept
-    header.  Media ranges are weighed by their q-values; on a tie the
-    earlier one wins.  ``application/openmetrics-text`` counts only without
-    a version or with version 1.0.0; anything that matches neither format
-    (or no header) gets the text format 0.0.4.  The Content-Type of an
-    OpenMetrics response to a versioned request names the version and the
-    escaping scheme, as prometheus_client's does."""
-    best_q, best_pos, best = 0.0, 1 << 30, (False, CONTENT_TYPE_PLAIN_0_0_4, "underscores")
-    for kind, params, q, pos in _media_ranges(accept or ""):
-        if q <= 0:
+
+class Format(NamedTuple):
+    """A negotiated scrape protocol: its name in Prometheus'
+    ``scrape_protocols`` (``PrometheusProto``, ``OpenMetricsText1.0.0``,
+    ``OpenMetricsText0.0.1``, ``PrometheusText1.0.0``,
+    ``PrometheusText0.0.4``), the response's Content-Type and the escaping
+    scheme of names outside the legacy character set."""
+
+    protocol: str
+    content_type: str
+    escaping: str
+
+    @property
+    def openmetrics(self) -> bool:
+        """True for the OpenMetrics text formats."""
+        return self.protocol.startswith("OpenMetrics")
+
+    @property
+    def protobuf(self) -> bool:
+        """True for the protobuf format."""
+        return self.protocol == "PrometheusProto"
+
+
+_TEXT_0_0_4 = Format("PrometheusText0.0.4", CONTENT_TYPE_PLAIN_0_0_4, "underscores")
+
+
+def _escaping(params: Dict[str, str]) -> str:
+    """The escaping scheme a media range asks for: underscores unless it
+    names a known one (``allow-utf8``, a spelling found in the wild, is
+    ``allow-utf-8``)."""
+    e = params.get("escaping", "underscores")
+    if e == "allow-utf8":
+        return "allow-utf-8"
+    return e if e in _SCHEMES else "underscores"
+
+
+def _match(kind: str, params: Dict[str, str]) -> Optional[Format]:
+    """The format a media range asks for, or None when it names none we serve."""
+    version = params.get("version", "")
+    if kind == "application/vnd.google.protobuf":
+        if params.get("proto") != "io.prometheus.client.MetricFamily" or params.get("encoding") != "delimited":
+            return None
+        esc = _escaping(params)
+        return Format("PrometheusProto", f"{PROTOBUF_CONTENT_TYPE}; escaping={esc}", esc)
+    if kind == "application/openmetrics-text":
+        if version == "1.0.0":
+            esc = _escaping(params)
+            return Format("OpenMetricsText1.0.0", f"{OPENMETRICS_CONTENT_TYPE}; escaping={esc}", esc)
+        if version == "":
+            # Unversioned, as prometheus_client answers it.
+            return Format("OpenMetricsText1.0.0", OPENMETRICS_CONTENT_TYPE, "underscores")
+        if version == "0.0.1":
+            return Format("OpenMetricsText0.0.1", OPENMETRICS_0_0_1_CONTENT_TYPE, "underscores")
+        return None
+    if kind == "text/plain":
+        if version == "1.0.0":
+            esc = _escaping(params)
+            return Format("PrometheusText1.0.0", f"{CONTENT_TYPE_PLAIN_1_0_0}; escaping={esc}", esc)
+        return _TEXT_0_0_4 if version in ("", "0.0.4") else None
+    if kind in ("text/*", "*/*"):
+        return _TEXT_0_0_4
+    return None
+
+
+def negotiate_format(accept: Optional[str]) -> Format:
+    """The format an Accept header asks for, as Prometheus' content
+    negotiation specifies: media ranges weighed by their q-values (on a tie
+    the earlier one wins), ranges with q=0 or naming no format served here
+    skipped; no header, or nothing served here, gets the text format 0.0.4.
+    Only the first ``MAX_HEADER_CHARS`` characters, ``MAX_MEDIA_RANGES``
+    ranges and ``MAX_RANGE_PARAMS`` parameters of each are read."""
+    best_q, best = 0.0, _TEXT_0_0_4
+    for kind, params, q, _ in _media_ranges(accept or ""):
+        if q <= best_q:
             continue
-        if kind == "application/openmetrics-text":
-            version = params.get("version", "")
-            if version not in ("", "1.0.0"):
-                continue
-            escaping = params.get("escaping", "underscores")
-            escaping = escaping if escaping in _SCHEMES else "underscores"
-            ctype = (f"application/openmetrics-text; version={version}; charset=utf-8; escaping={escaping}"
-                     if version else OPENMETRICS_CONTENT_TYPE)
-            choice = (True, ctype, escaping if version else "underscores")
-        elif kind in ("text/plain", "text/*", "*/*"):
-            if kind == "text/plain" and params.get("version", "0.0.4") != "0.0.4":
-                continue
-            choice = (False, CONTENT_TYPE_PLAIN_0_0_4, "underscores")
-        else:
-            continue
-        if q > best_q or (q == best_q and pos < best_pos):
-            best_q, best_pos, best = q, pos, choice
+        choice = _match(kind, params)
+        if choice is not None:
+            best_q, best = q, choice
     return best
 
 
+def _choice(accept: Optional[str]) -> Format:
+    return negotiate_format(accept)
+
+
 def choose_format(accept: Optional[str]) -> bool:
-    """True when the Accept header prefers OpenMetrics 1.0.0 over the text
-    format (see ``negotiate``)."""
-    return _choice(accept)[0]
+    """True when the Accept header prefers an OpenMetrics text format over
+    the others (see ``negotiate``)."""
+    return negotiate_format(accept).openmetrics
 
 
 def accepts_gzip(accept_encoding: Optional[str]) -> bool:
@@ -158,14 +226,16 @@ class Exposition(NamedTuple):
 def negotiate(registry: CollectorRegistry = REGISTRY, accept: Optional[str] = None,
               accept_encoding: Optional[str] = None, allow_gzip: bool = True,
               extra: Sequence[object] = ()) -> Exposition:
-    """Renders the registry in the format the ``Accept`` header asks for,
-    gzip-compressed when ``Accept-Encoding`` allows it (and ``allow_gzip``).
-    ``extra`` collectors are rendered after the registry's own."""
-    om, ctype, escaping = _choice(accept)
-    body = registry.render(om, extra, escaping=escaping)
+    """Renders the registry in the format the ``Accept`` header asks for
+    (:func:`negotiate_format`: protobuf, OpenMetrics 1.0.0 or 0.0.1, text
+    1.0.0 or 0.0.4), gzip-compressed when ``Accept-Encoding`` allows it (and
+    ``allow_gzip``).  ``extra`` collectors are rendered after the
+    registry's own."""
+    fmt = negotiate_format(accept)
+    body = registry.render(fmt.openmetrics, extra, escaping=fmt.escaping, protobuf=fmt.protobuf)
     if allow_gzip and accepts_gzip(accept_encoding):
-        return Exposition(gzip.compress(body, compresslevel=6, mtime=0), ctype, "gzip")
-    return Exposition(body, ctype, None)
+        return Exposition(gzip.compress(body, compresslevel=6, mtime=0), fmt.content_type, "gzip")
+    return Exposition(body, fmt.content_type, None)
 
 
 def _accept_param(tokens: List[str], key: str) -> str:

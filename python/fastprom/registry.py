@@ -332,13 +332,14 @@ class CollectorRegistry:
             out.append(family)
         return out
 
-    def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores") -> bytes:
+    def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores",
+               protobuf: bool = False) -> bytes:
         """The exposition of everything registered (then of ``extra``
-        collectors), in one C call: the text format, or OpenMetrics; names
+        collectors), in one C call: the text format, OpenMetrics, or (with
+        ``protobuf``) delimited protobuf ``MetricFamily`` messages; names
         outside the legacy character set written by the ``escaping`` scheme
         (``underscores``, ``allow-utf-8``, ``dots``, ``values``)."""
-        view = _core.VIEW_OPENMETRICS if openmetrics else _core.VIEW_TEXT
-        return _core.render(self._items(extra), view, escaping_scheme(escaping))
+        return _core.render(self._items(extra), render_view(openmetrics, protobuf), escaping_scheme(escaping))
 
     def collect(self) -> Iterator[Metric]:
         """Yields the metric families of every registered collector: the same
@@ -395,8 +396,10 @@ class RestrictedRegistry:
                 if m:
                     yield m
 
-    def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores") -> bytes:
-        view = _core.VIEW_OPENMETRICS if openmetrics else _core.VIEW_TEXT
+    def render(self, openmetrics: bool = False, extra: Iterable[object] = (), escaping: str = "underscores",
+               protobuf: bool = False) -> bytes:
+        """The exposition of the view's samples, as ``CollectorRegistry.render``."""
+        view = render_view(openmetrics, protobuf)
         items: List[object] = list(self.collect())
         for c in extra:
             items.extend(c.collect())  # type: ignore[attr-defined]
@@ -405,6 +408,11 @@ class RestrictedRegistry:
 
 _SCHEMES = {"underscores": _core.ESCAPING_UNDERSCORES, "allow-utf-8": _core.ESCAPING_ALLOWUTF8,
             "dots": _core.ESCAPING_DOTS, "values": _core.ESCAPING_VALUES}
+
+
+def render_view(openmetrics: bool, protobuf: bool = False) -> int:
+    """The renderer's code for an output format."""
+    return _core.VIEW_PROTOBUF if protobuf else _core.VIEW_OPENMETRICS if openmetrics else _core.VIEW_TEXT
 
 
 def escaping_scheme(escaping: str) -> int:

@@ -18,7 +18,7 @@
 #include "store.h"
 
 /* The views a point can be shown in. */
-enum fp_view { FP_VIEW_TEXT = 0, FP_VIEW_OPENMETRICS = 1, FP_VIEW_PYTHON = 2 };
+enum fp_view { FP_VIEW_TEXT = 0, FP_VIEW_OPENMETRICS = 1, FP_VIEW_PYTHON = 2, FP_VIEW_PROTOBUF = 3 };
 
 typedef struct {
     const char *text;       /* rendered label set, pairs sorted: {a="b"} */

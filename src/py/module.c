@@ -6,20 +6,22 @@
 #include <math.h>
 
 #include "labels.h"
+#include "proto.h"
 #include "quantile.h"
 #include "render.h"
 
 /* render(items, view, escaping=0) -> bytes.  items, rendered in order: a
  * store metric (its family), a Store (every family in it: a shared store),
- * or a family built in Python.  The store walk never calls into Python and
- * runs with the GIL released. */
+ * or a family built in Python.  The view is the text format, OpenMetrics
+ * or delimited protobuf.  The store walk never calls into Python and runs
+ * with the GIL released. */
 static PyObject *core_render(PyObject *m, PyObject *args)
 {
     PyObject *items;
     int view, esc = FP_ESC_UNDERSCORES;
     if (!PyArg_ParseTuple(args, "Oi|i:render", &items, &view, &esc))
         return NULL;
-    if (view != FP_VIEW_TEXT && view != FP_VIEW_OPENMETRICS) {
+    if (view != FP_VIEW_TEXT && view != FP_VIEW_OPENMETRICS && view != FP_VIEW_PROTOBUF) {
         PyErr_Format(PyExc_ValueError, "render: unknown view %d", view);
         return NULL;
     }
@@ -28,6 +30,7 @@ static PyObject *core_render(PyObject *m, PyObject *args)
         return NULL;
     }
     module_state *ms = PyModule_GetState(m);
+    int pb = view == FP_VIEW_PROTOBUF;
     /* A tuple of our own: custom collectors run Python code that could
      * change a list we were handed while we hold borrowed items. */
     PyObject *seq = PySequence_Tuple(items);
@@ -42,16 +45,23 @@ static PyObject *core_render(PyObject *m, PyObject *args)
         if (PyObject_TypeCheck(it, ms->Metric) && ((MetricObject *)it)->store) {
             MetricObject *mo = (MetricObject *)it;
             Py_BEGIN_ALLOW_THREADS
-            fp_render_family(&b, &side, &mo->store->st, mo->family, view, esc);
+            if (pb)
+                fp_render_family_pb(&b, &mo->store->st, mo->family, esc);
+            else
+                fp_render_family(&b, &side, &mo->store->st, mo->family, view, esc);
             Py_END_ALLOW_THREADS
         } else if (PyObject_TypeCheck(it, ms->Store)) {
             const fp_store *s = &((StoreObject *)it)->st;
             Py_BEGIN_ALLOW_THREADS
             uint32_t n = fp_family_count(s);
-            for (uint32_t k = 0; k < n && !b.oom; k++)
-                fp_render_family(&b, &side, s, k, view, esc);
+            for (uint32_t k = 0; k < n && !b.oom; k++) {
+                if (pb)
+                    fp_render_family_pb(&b, s, k, esc);
+                else
+                    fp_render_family(&b, &side, s, k, view, esc);
+            }
             Py_END_ALLOW_THREADS
-        } else if (fp_render_pyfamily(&b, it, view, esc) < 0) {
+        } else if ((pb ? fp_render_pyfamily_pb(&b, it, esc) : fp_render_pyfamily(&b, it, view, esc)) < 0) {
             goto done;
         }
         if (b.oom) {
@@ -263,6 +273,7 @@ static int add_constants(PyObject *m)
     struct { const char *name; long long value; } ints[] = {
         {"COUNTER", FP_COUNTER}, {"GAUGE", FP_GAUGE}, {"HISTOGRAM", FP_HISTOGRAM}, {"SUMMARY", FP_SUMMARY},
         {"VIEW_TEXT", FP_VIEW_TEXT}, {"VIEW_OPENMETRICS", FP_VIEW_OPENMETRICS},
+        {"VIEW_PROTOBUF", FP_VIEW_PROTOBUF},
         {"ESCAPING_UNDERSCORES", FP_ESC_UNDERSCORES}, {"ESCAPING_ALLOWUTF8", FP_ESC_ALLOWUTF8},
         {"ESCAPING_DOTS", FP_ESC_DOTS}, {"ESCAPING_VALUES", FP_ESC_VALUES},
         {"EXEMPLAR_MAX_CHARS", FP_EXEMPLAR_MAX_CHARS}, {"MAX_LABELS", FP_MAX_LABELS},

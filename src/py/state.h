@@ -94,6 +94,8 @@ void fp_keep_exemplar(MetricObject *m, fp_series *se, uint32_t nslots, uint32_t 
 /* ---- families.c ---- */
 /* Writes a family built in Python (prometheus_client's Metric shape). */
 int fp_render_pyfamily(fp_buf *b, PyObject *metric, int view, int esc);
+/* The same family as a delimited protobuf MetricFamily (none without samples).  0 or -1. */
+int fp_render_pyfamily_pb(fp_buf *b, PyObject *metric, int esc);
 /* The samples of a store family as Python sees them: a list of
  * sample_type(name, labels, value, None, exemplar). */
 PyObject *fp_family_samples(const fp_store *s, uint32_t family, PyObject *sample_type, PyObject *exemplar_type);

@@ -153,8 +153,8 @@ class Instrumentator:
         tags: Optional[List[Union[str, Enum]]] = None,
         **kwargs: Any,
     ) -> "Instrumentator":
-        """Serves the metrics at ``endpoint``: OpenMetrics when the scraper asks
-        for it, the text format otherwise; gzip when ``should_gzip`` and the
+        """Serves the metrics at ``endpoint`` in the format the scraper asks
+        for (protobuf, OpenMetrics, the text format; see ``negotiate_format``); gzip when ``should_gzip`` and the
         client accepts it.  Returns self.
 
         On a FastAPI app the route is added with ``app.get(endpoint,
