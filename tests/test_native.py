@@ -348,3 +348,31 @@ def test_two_processes_merge_exactly(tmp_path):
     # Other settings for the same name in the same store are refused.
     with pytest.raises(ValueError):
         Histogram("mp_native", "M", registry=reg, native_histogram_bucket_factor=1.1)
+
+
+def test_protobuf_carries_the_native_buckets(registry):
+    pytest.importorskip("google.protobuf")
+    from pb_schema import parse_delimited
+
+    h = Histogram("pb_native", "P", ["a"], registry=registry, buckets=(1,), native_histogram_bucket_factor=1.1)
+    for v in (0.0, 0.3, 0.31, 2.5, -7.0, 1e6):
+        h.labels("x").observe(v)
+    only = Histogram("pb_only", "O", registry=registry, buckets=(), native_histogram_bucket_factor=2)
+    empty = Histogram("pb_empty", "E", registry=registry, buckets=(), native_histogram_bucket_factor=2)
+    only.observe(3)
+    fams = {f.name: f for f in parse_delimited(registry.render(protobuf=True))}
+    (m,) = fams["pb_native"].metric
+    hist, nb = m.histogram, h.labels("x")._native_buckets()
+    assert (hist.schema, hist.zero_threshold, hist.zero_count, hist.sample_count) == \
+        (nb["schema"], nb["zero_threshold"], nb["zero_count"], nb["count"]) == (3, 2.0 ** -128, 1, 6)
+    assert [(s.offset, s.length) for s in hist.positive_span] == nb["positive"][0]
+    assert list(hist.positive_delta) == nb["positive"][1]
+    assert [(s.offset, s.length) for s in hist.negative_span] == nb["negative"][0]
+    assert list(hist.negative_delta) == nb["negative"][1]
+    assert [(b.upper_bound, b.cumulative_count) for b in hist.bucket][:1] == [(1.0, 4)]
+    # Native only: no classic buckets, as client_golang writes it.
+    (o,) = fams["pb_only"].metric
+    assert not o.histogram.bucket and o.histogram.sample_count == 1 and o.histogram.schema == 0
+    (e,) = fams["pb_empty"].metric
+    # No observations: one empty span marks it native.
+    assert [(s.offset, s.length) for s in e.histogram.positive_span] == [(0, 0)]
