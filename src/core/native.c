@@ -57,7 +57,7 @@ double fp_nh_upper(int32_t index, int32_t schema)
         int32_t e = shr_floor(index, schema), j = index - e * (int32_t)(1 << schema);
         return ldexp(2.0 * bounds[(uint32_t)j << (8 - schema)], e);
     }
-    int64_t e = (int64_t)index << -schema;
+    int64_t e = (int64_t)index * ((int64_t)1 << -schema);
     if (e > 2000)
         return INFINITY;
     if (e < -2000)
@@ -167,7 +167,7 @@ static size_t fold(entry *e, size_t n, int32_t schema)
 static void side(const entry *e, size_t n, fp_nh_span *spans, int64_t *deltas, uint32_t *ns, uint32_t *nd)
 {
     uint32_t s = 0, d = 0;
-    int64_t prev = 0;
+    uint64_t prev = 0; /* deltas in wrapping arithmetic: a damaged count must not overflow */
     for (size_t i = 0; i < n; i++) {
         int64_t gap = i ? (int64_t)e[i].index - e[i - 1].index - 1 : 0;
         if (!i || gap > 2) {
@@ -176,13 +176,13 @@ static void side(const entry *e, size_t n, fp_nh_span *spans, int64_t *deltas, u
             s++;
         } else {
             for (int64_t g = 0; g < gap; g++) {
-                deltas[d++] = -prev;
+                deltas[d++] = (int64_t)(0 - prev);
                 prev = 0;
                 spans[s - 1].length++;
             }
         }
-        deltas[d++] = (int64_t)e[i].count - prev;
-        prev = (int64_t)e[i].count;
+        deltas[d++] = (int64_t)(e[i].count - prev);
+        prev = e[i].count;
         spans[s - 1].length++;
     }
     *ns = s;
