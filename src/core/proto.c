@@ -222,12 +222,10 @@ typedef struct {
  * the walker's reading of its native buckets (pointing into the walk's
  * scratch).  A native histogram without buckets gets one empty span, as
  * client_golang writes it, so that it is still taken for a native one. */
-static void point_native(const fp_walk *w, const fp_point *p, fp_pb_native *out)
+static void point_native(const fp_native *n, fp_pb_native *out)
 {
     static const fp_pb_span empty = {0, 0};
-    (void)w;
     memset(out, 0, sizeof *out);
-    const fp_native *n = p->native;
     if (!n)
         return;
     out->has = 1;
@@ -281,15 +279,19 @@ static int pb_point(void *ctx, const fp_walk *w, const fp_point *p)
     }
     case FP_HISTOGRAM: {
         const double *bounds = fp_at(w->s, f->buckets);
+        const fp_native *native;
+        int rc = fp_point_native(w, p, &native);
+        if (rc)
+            return rc;
         size_t m = fp_pb_open(b, FP_PB_M_HISTOGRAM);
         /* With native buckets the count is theirs: it equals their sum, as
-         * Prometheus checks, and is never below the classic counts (the
-         * walker reads those first; see native.h). */
-        fp_pb_uint(b, FP_PB_H_COUNT, p->native ? p->native->count : p->count);
+         * Prometheus checks, and is never below the classic counts (read
+         * before them; see native.h). */
+        fp_pb_uint(b, FP_PB_H_COUNT, native ? native->count : p->count);
         fp_pb_double(b, FP_PB_H_SUM, p->sum);
         /* A native-only histogram (classic +Inf alone) writes no classic
          * bucket, as client_golang's does. */
-        uint32_t nclassic = p->native && f->nbuckets == 1 ? 0 : f->nbuckets;
+        uint32_t nclassic = native && f->nbuckets == 1 ? 0 : f->nbuckets;
         for (uint32_t i = 0; i < nclassic; i++) {
             size_t bm = fp_pb_open(b, FP_PB_H_BUCKET);
             fp_pb_uint(b, FP_PB_B_COUNT, p->cumulative[i]);
@@ -300,7 +302,7 @@ static int pb_point(void *ctx, const fp_walk *w, const fp_point *p)
         }
         created(b, FP_PB_H_CREATED, p->created);
         fp_pb_native nh;
-        point_native(w, p, &nh);
+        point_native(native, &nh);
         fp_pb_native_fields(b, &nh);
         fp_pb_close(b, m);
         break;

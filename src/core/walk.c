@@ -11,6 +11,17 @@ static fp_word created_off; /* 1 when created samples are off */
 void fp_set_created(int on) { fp_put(&created_off, on ? 0 : 1); }
 int fp_created(void) { return fp_load(&created_off) == 0; }
 
+int fp_point_native(const fp_walk *w, const fp_point *p, const fp_native **out)
+{
+    *out = NULL;
+    if (!w->f->nh_slots || !p->se || !w->nsc)
+        return FP_OK;
+    int rc = fp_nh_read(w->f, p->se, p->sum, w->nsc, w->native);
+    if (rc == FP_OK)
+        *out = w->native;
+    return rc;
+}
+
 int fp_point_exemplar(const fp_walk *w, const fp_point *p, uint32_t slot, char *buf, fp_exemplar_data *out)
 {
     if (!p->se || !fp_load_acq(&p->se->exemplars))
@@ -137,7 +148,7 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
     }
     for (size_t k = 0; k < ngroups; k++) {
         const mp_group *g = &groups[order[k]];
-        fp_point p = {per_pid ? g->se : NULL, texts.p + g->text, g->len, 0, 0.0, g->value, 0, 0.0, NULL, NULL, NULL};
+        fp_point p = {per_pid ? g->se : NULL, texts.p + g->text, g->len, 0, 0.0, g->value, 0, 0.0, NULL, NULL};
         if ((rc = fn(ctx, w, &p)))
             break;
     }
@@ -154,7 +165,7 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
     const fp_family *f = fp_family_get(s, family);
     if (!f)
         return FP_EINVAL;
-    fp_walk w = {s, f, fp_family_name(s, f), NULL, NULL};
+    fp_walk w = {s, f, fp_family_name(s, f), NULL, NULL, NULL, NULL};
     if (fp_family_per_process(s, f))
         return walk_per_process(&w, fn, ctx);
 
@@ -189,6 +200,8 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
     fp_q_window win = fp_family_window(s, f);
     fp_nh_scratch nsc = {NULL, NULL, NULL, 0};
     fp_native native;
+    w.nsc = &nsc;
+    w.native = &native;
 
     int rc = 0;
     fp_buf text; /* the series' label text, copied out of the store */
@@ -205,7 +218,7 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         }
         fp_text_read(s, se->text, tl, text.p);
         uint32_t split = se->split;
-        fp_point p = {se, text.p, tl, split <= tl ? split : tl, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL, NULL};
+        fp_point p = {se, text.p, tl, split <= tl ? split : tl, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL};
         switch (f->type) {
         case FP_COUNTER:
             /* Increments are checked (not negative, not NaN), so a counter
@@ -230,11 +243,6 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
             p.count = cum;
             p.sum = fp_loadd(&se->cells[f->nbuckets]);
             p.cumulative = counts;
-            if (f->nh_slots) {
-                if ((rc = fp_nh_read(f, se, p.sum, &nsc, &native)))
-                    goto out;
-                p.native = &native;
-            }
             break;
         }
         case FP_SUMMARY:
@@ -254,7 +262,6 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         if ((rc = fn(ctx, &w, &p)))
             break;
     }
-out:
     fp_nh_scratch_free(&nsc);
     fp_buf_free(&text);
     free(w.extra);

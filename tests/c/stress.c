@@ -1119,10 +1119,9 @@ static uint64_t native_total(const fp_native *n)
 
 static int native_point(void *ctx, const fp_walk *w, const fp_point *p)
 {
-    (void)w;
     native_state *st = ctx;
-    const fp_native *n = p->native;
-    CHECK(n != NULL, "a native family's point without native buckets");
+    const fp_native *n = NULL;
+    CHECK(fp_point_native(w, p, &n) == FP_OK && n != NULL, "a native family's point without native buckets");
     if (!n)
         return 0;
     uint32_t nb = 0;
