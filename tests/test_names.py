@@ -50,6 +50,9 @@ DIFFERENCES = {
     # A per-metric series limit (new label sets past it go to the overflow series).
     **{(f"prometheus_client.metrics.{t}", "max_series"): "extra keyword-only argument"
        for t in ("Counter", "Gauge", "Histogram", "Summary", "Info", "Enum")},
+    # Native histograms (client_golang's settings; prometheus_client has none).
+    **{("prometheus_client.metrics.Histogram", f"native_histogram_{p}"): "extra keyword-only argument"
+       for p in ("bucket_factor", "zero_threshold", "max_bucket_number", "min_reset_duration", "max_zero_threshold")},
     # A default where prometheus_client has none (REGISTRY): every call that works there works here.
     ("prometheus_client.exposition.write_to_textfile", "registry"): "default added",
     ("prometheus_client.openmetrics.exposition.generate_latest", "registry"): "default added",

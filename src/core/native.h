@@ -32,9 +32,10 @@
  * does), so every reader reduces the same counts the same way, whichever
  * worker observed them.  Once more keys than the limit were made at the
  * current schema (used - mark), the walker must show a coarser one
- * anyway (unless the zero bucket may widen instead), so an observer bumps r with a CAS and later keys are made one
- * schema coarser; the walker folds older, finer keys into it.  The same
- * happens whatever the count when the table reaches its fill limit.  The
+ * anyway (unless the zero bucket may widen instead), so an observer bumps
+ * r with a CAS and later keys are made one schema coarser; the walker
+ * folds older, finer keys into it.  The same happens whatever the count
+ * when the table reaches its fill limit.  The
  * table keeps FP_NH_RESERVE free slots beyond that: enough for every key
  * schema -4 can make, plus racing writers, so an observation never finds
  * the table full.

@@ -169,7 +169,8 @@ typedef struct {
     fp_word limited;        /* label lookups sent to the overflow series by a series limit */
     uint32_t nh_slots;      /* native histogram: bucket table slots per series; 0: no native buckets */
     uint32_t nh_max_buckets;/* native histogram: the bucket limit */
-    double nh_zero_threshold, nh_max_zero_threshold, nh_min_reset;
+    double nh_zero_threshold, nh_max_zero_threshold;
+    double nh_min_reset;    /* native histogram: as declared (compared, never acted on: the store never resets) */
     uint64_t sum;           /* checksum of the fields above that never change */
 } fp_family;
 
