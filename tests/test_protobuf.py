@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 import fastprom as fp
@@ -214,3 +215,60 @@ def test_prometheus_client_registry_in_protobuf():
     prometheus_client.Counter("pc", "From prometheus_client.", registry=reg).inc(7)
     fams = {f.name: f for f in parse_delimited(fp.generate_protobuf(reg))}
     assert fams["pc_total"].metric[0].counter.value == 7
+
+
+_values = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_values, st.floats(0, 1e9, allow_nan=False)), min_size=1, max_size=6),
+       st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=8), st.floats(allow_nan=True))
+def test_random_series_same_samples(series, observations, gauge):
+    """Any label values and values: protobuf holds the text format's samples."""
+    registry = CollectorRegistry()
+    c = fp.Counter("c", "C.", ["k"], registry=registry)
+    h = fp.Histogram("h", "H.", ["k"], buckets=(-1, 0, 2.5), registry=registry)
+    g = fp.Gauge("g", "G.", ["k"], registry=registry)
+    for k, v in series:
+        c.labels(k).inc(v)
+        g.labels(k).set(gauge)
+        for o in observations:
+            h.labels(k).observe(o)
+    text = normal(text_samples(registry.render(False)))
+    pb = normal(pb_samples(parse_delimited(registry.render(protobuf=True))))
+    # The text format leaves out the _sum of a histogram with a negative
+    # bucket; protobuf always has the field.  NaN never equals itself.
+    pb = {s for s in pb if s[0] != "h_sum"}
+
+    def key(samples):
+        return {(n, lab, "nan" if isinstance(v, float) and math.isnan(v) else v) for n, lab, v in samples}
+
+    assert key(pb) == key(text)
+
+
+def test_shared_store_of_several_processes(tmp_path):
+    """A store shared by worker processes: counters summed over workers and
+    per-process gauges combined as their mode says, the same in protobuf as
+    in text."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path), FASTPROM_STORE_SIZE="8M")
+    writer = ("import sys, fastprom; fastprom.Counter('jobs', 'Jobs.', ['w']).labels(sys.argv[1]).inc(3); "
+              "fastprom.Gauge('seen', 'Seen.', multiprocess_mode='max').set(len(sys.argv[1])); "
+              "fastprom.Gauge('each', 'Each.', multiprocess_mode='all').set(1)")
+    for w in ("a", "bb"):
+        r = subprocess.run([sys.executable, "-c", writer, w], env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    reader = ("import sys; from fastprom import CollectorRegistry, generate_latest, generate_protobuf, multiprocess\n"
+              "registry = CollectorRegistry(); multiprocess.MultiProcessCollector(registry)\n"
+              "sys.stdout.buffer.write(generate_protobuf(registry) + b'\\0SPLIT\\0' + generate_latest(registry))\n")
+    r = subprocess.run([sys.executable, "-c", reader], env=env, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    pb, _, text = r.stdout.partition(b"\0SPLIT\0")
+    fams = parse_delimited(pb)
+    assert normal(pb_samples(fams)) == normal(text_samples(text))
+    byname = {f.name: f for f in fams}
+    assert byname["seen"].metric[0].gauge.value == 2
+    assert len(byname["each"].metric) == 2  # one per process, with its pid label

@@ -73,6 +73,9 @@ CASES = [
     ("prometheus2-native", "2", "", ("--enable-feature=native-histograms",), PROM2_NATIVE, "PrometheusProto"),
     ("prometheus3", "3", "", (), PROM3, "OpenMetricsText1.0.0"),
     ("prometheus3-proto", "3", f"    scrape_protocols: {PROTOCOLS_NATIVE}\n", (), PROM3_NATIVE, "PrometheusProto"),
+    # Created timestamps: Prometheus ingests a 0 at each series' creation.
+    ("prometheus3-proto-created", "3", f"    scrape_protocols: {PROTOCOLS_NATIVE}\n",
+     ("--enable-feature=created-timestamp-zero-ingestion",), PROM3_NATIVE, "PrometheusProto"),
 ]
 
 
@@ -107,3 +110,12 @@ def test_prometheus_reads_every_type_in_the_protocol_it_negotiates(tmp_path, ser
             assert value(f'scrape_samples_scraped{{job="{JOB}"}}') > 10
             targets = httpx.get(f"{prom}/api/v1/targets", timeout=10, trust_env=False).json()["data"]["activeTargets"]
             assert [(t["health"], t["lastError"]) for t in targets] == [("up", "")], targets
+            if "--enable-feature=created-timestamp-zero-ingestion" in flags:
+                created = httpx.get(f"{app}/created", timeout=10, trust_env=False).json()
+                for series, t in created.items():
+                    r = httpx.get(f"{prom}/api/v1/query", params={"query": f"{series}[10m]"}, timeout=10,
+                                  trust_env=False).json()
+                    (result,) = r["data"]["result"]
+                    first_t, first_v = result["values"][0]
+                    # Milliseconds in the TSDB: the created time, to the millisecond.
+                    assert (round(first_t * 1000), float(first_v)) == (int(t * 1000), 0.0), (series, result)

@@ -32,6 +32,18 @@ SIZE.observe(20)
 BUILD.info({"version": "1.2"})
 
 
+def created():
+    """The created timestamps of the counter, histogram and summary series."""
+    out = {}
+    for m in REGISTRY.collect():
+        for smp in m.samples:
+            if smp.name.endswith("_created"):
+                base = smp.name[:-len("_created")]
+                series = {"counter": base + "_total", "histogram": base + "_count", "summary": base + "_count"}
+                out[series[m.type]] = smp.value
+    return out
+
+
 def create_app():
     metrics = fastprom.make_asgi_app(REGISTRY)
     seen = {}
@@ -39,8 +51,8 @@ def create_app():
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return await metrics(scope, receive, send)
-        if scope["path"] == "/seen":
-            body = json.dumps(seen).encode()
+        if scope["path"] in ("/seen", "/created"):
+            body = json.dumps(seen if scope["path"] == "/seen" else created()).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": body})

@@ -23,6 +23,7 @@
 #include "arena.h"
 #include "quantile.h"
 #include "labels.h"
+#include "proto.h"
 #include "render.h"
 #include "store.h"
 
@@ -537,6 +538,37 @@ static void render_all(fp_buf *b, int om)
     CHECK(!b->oom, "render ran out of memory");
 }
 
+/* A protobuf render of every family while writers run: the delimited
+ * stream's framing holds (each message's length ends inside the stream,
+ * the last exactly at its end) and every family with series is there. */
+static void render_all_pb(fp_buf *b)
+{
+    b->len = 0;
+    uint32_t n = fp_family_count(&store), messages = 0;
+    for (uint32_t f = 0; f < n; f++)
+        CHECK(fp_render_family_pb(b, &store, f, FP_ESC_UNDERSCORES) == FP_OK, "fp_render_family_pb(%u)", f);
+    CHECK(!b->oom, "protobuf render ran out of memory");
+    const unsigned char *p = (const unsigned char *)b->p;
+    size_t pos = 0;
+    while (pos < b->len) {
+        uint64_t len = 0;
+        int shift = 0;
+        while (pos < b->len && shift < 64) {
+            unsigned char c = p[pos++];
+            len |= (uint64_t)(c & 0x7f) << shift;
+            shift += 7;
+            if (!(c & 0x80))
+                break;
+        }
+        CHECK(len > 0 && len <= b->len - pos, "protobuf message of %llu bytes at %zu of %zu",
+              (unsigned long long)len, pos, b->len);
+        CHECK(p[pos] == ((1 << 3) | 2), "a MetricFamily starts with its name");
+        pos += (size_t)len;
+        messages++;
+    }
+    CHECK(messages <= n, "%u protobuf families of %u", messages, n);
+}
+
 static void *renderer(void *arg)
 {
     rstate *st = arg;
@@ -554,6 +586,8 @@ static void *renderer(void *arg)
         int om = (int)(st->renders & 1);
         render_all(&b, om);
         check_render(st, b.p, b.len, om);
+        if (st->renders % 3 == 2)
+            render_all_pb(&b);
         st->renders++;
         /* The consistency check a worker runs when it opens a store file
          * must pass while series are being created. */
