@@ -1178,9 +1178,25 @@ static void *native_reader(void *arg)
     (void)arg;
     native_state st = {0};
     long reads = 0;
+    fp_buf pb;
+    fp_buf_init(&pb);
     atomic_store(&native_gate, 1);
     while (atomic_load(&native_left) > 0 || reads < 4) {
         CHECK(fp_walk_family(&store, fam_native, native_point, &st) == 0, "native walk");
+        /* The protobuf encoder over the same reads: one whole message. */
+        pb.len = 0;
+        CHECK(fp_render_family_pb(&pb, &store, fam_native, FP_ESC_UNDERSCORES) == FP_OK && !pb.oom,
+              "native protobuf render");
+        uint64_t len = 0;
+        size_t at = 0;
+        for (int shift = 0; at < pb.len && shift < 64; shift += 7) {
+            unsigned char c = (unsigned char)pb.p[at++];
+            len |= (uint64_t)(c & 0x7f) << shift;
+            if (!(c & 0x80))
+                break;
+        }
+        CHECK(len > 0 && at + len == pb.len, "native protobuf message of %llu bytes in %zu",
+              (unsigned long long)len, pb.len);
         if (reads % 256 == 255) {
             const char *why = fp_store_check(&store, 0);
             CHECK(why == NULL, "check during native observes: %s", why ? why : "");
@@ -1188,6 +1204,7 @@ static void *native_reader(void *arg)
         reads++;
     }
     atomic_fetch_add(&native_reads, reads);
+    fp_buf_free(&pb);
     return NULL;
 }
 
