@@ -11,6 +11,8 @@ from __future__ import annotations
 import _common as c  # first: it keeps this directory from shadowing the standard library's http
 
 import gc
+import itertools
+import random
 import sys
 import traceback
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -43,6 +45,19 @@ def metric(kind: str, name: str, labels: Tuple[str, ...] = (), **kw: Any) -> Cal
     return setup
 
 
+def native_metric(name: str, values: int) -> Callable[[Any], Dict[str, Any]]:
+    """A histogram with the default buckets and, in fastprom, native ones (factor 1.1) too; ``values``
+    log-normal values to observe in turn (prometheus_client's classic buckets only)."""
+    def setup(mod: Any) -> Dict[str, Any]:
+        reg = mod.CollectorRegistry()
+        kw = {"native_histogram_bucket_factor": 1.1} if mod is fastprom else {}
+        rnd = random.Random(1)
+        vals = [rnd.lognormvariate(-3, 1) for _ in range(values)]
+        return {"registry": reg, "m": getattr(mod, "Histogram")(name, "Bench.", registry=reg, **kw),
+                "it": itertools.cycle(vals)}
+    return setup
+
+
 def exposition(series: int) -> Callable[[Any], Dict[str, Any]]:
     return lambda mod: {"registry": c.http_counter(mod, series), "gen": mod.generate_latest}
 
@@ -63,6 +78,13 @@ CASES = [
          metric("Counter", "bench_requests", ("method", "route")), lambda n: [("bench_requests_total", AB, n, 0)]),
     Case("histogram_observe", "Histogram.observe(0.3) (default buckets)", "m.observe(0.3)",
          metric("Histogram", "bench_latency_seconds"), histogram_want),
+    Case("histogram_observe_varied", "Histogram.observe(next(it)) (default buckets, varied values)",
+         "m.observe(next(it))", native_metric("bench_latency_seconds", 1024),
+         lambda n: [("bench_latency_seconds_count", (), n, 0)]),
+    Case("native_histogram_observe",
+         "Histogram.observe(next(it)), fastprom with native buckets too (factor 1.1) [pc: classic only]",
+         "m.observe(next(it))", native_metric("bench_latency_seconds", 1024),
+         lambda n: [("bench_latency_seconds_count", (), n, 0)]),
     Case("gauge_set", "Gauge.set()", "m.set(42.5)", metric("Gauge", "bench_in_flight"),
          lambda n: [("bench_in_flight", (), 42.5 if n else 0.0, 0)]),
     Case("summary_observe", "Summary.observe(0.3) (count and sum)", "m.observe(0.3)",
@@ -183,6 +205,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             fp, pc = r["libs"]["fastprom"], r["libs"]["prometheus_client"]
             print(f"note: {r['case']}: output {fp['output_bytes']:,} bytes / {fp['output_lines']:,} lines (fastprom), "
                   f"{pc['output_bytes']:,} bytes / {pc['output_lines']:,} lines (prometheus_client)")
+    by_key = {r["key"]: r for r in ok}
+    if "histogram_observe_varied" in by_key and "native_histogram_observe" in by_key:
+        classic, native = by_key["histogram_observe_varied"], by_key["native_histogram_observe"]
+        cost = c.fmt_ratio(ns_of(native, "fastprom") / ns_of(classic, "fastprom"))
+        print(f"note: fastprom observe() with native buckets beside the classic ones costs {cost} a classic-only "
+              "observe() (the same 1,024 log-normal values in turn)")
     print("note: ratio = prometheus_client / fastprom (above 1: fastprom is faster); both libraries write a "
           "_created sample per series in the text format, the [_created off] rows time both after "
           "disable_created_metrics().")

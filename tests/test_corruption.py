@@ -34,6 +34,10 @@ for v in (0.05, 0.5, 5, 50):
 s = fp.Summary("size_bytes", "Sizes.", ["h"], quantiles=[0.5, 0.9])
 s.labels("/a").observe(100)
 fp.Summary("plain", "Plain.").observe(1)
+n = fp.Histogram("native_seconds", "Native.", ["h"], buckets=[1], native_histogram_bucket_factor=1.1,
+                 native_histogram_max_bucket_number=4)
+for v in (0, 0.3, 3, 30, -2, 1e-3, 1e3):
+    n.labels("/a").observe(v)
 for i in range(10):
     c.labels(f"/gone{i}", "GET").inc()
     c.remove(f"/gone{i}", "GET")

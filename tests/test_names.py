@@ -52,6 +52,9 @@ DIFFERENCES = {
        for t in ("Counter", "Gauge", "Histogram", "Summary", "Info", "Enum")},
     # Basic authentication and TLS from a Prometheus web configuration file.
     ("prometheus_client.exposition.start_wsgi_server", "web_config_file"): "extra keyword-only argument",
+    # Native histograms (client_golang's settings; prometheus_client has none).
+    **{("prometheus_client.metrics.Histogram", f"native_histogram_{p}"): "extra keyword-only argument"
+       for p in ("bucket_factor", "zero_threshold", "max_bucket_number", "min_reset_duration", "max_zero_threshold")},
     # A default where prometheus_client has none (REGISTRY): every call that works there works here.
     ("prometheus_client.exposition.write_to_textfile", "registry"): "default added",
     ("prometheus_client.openmetrics.exposition.generate_latest", "registry"): "default added",

@@ -14,6 +14,7 @@
 
 #include "arena.h"
 #include "labels.h"
+#include "native.h"
 
 /* The allocated part of the arena, read afresh: records published since
  * the last read are within the new top. */
@@ -61,6 +62,10 @@ uint64_t fp_family_checksum(const fp_store *s, const fp_family *f)
     uint64_t h = fp_checksum(0, fixed, sizeof fixed);
     h = fp_checksum(h, &f->max_age, sizeof f->max_age);
     h = fp_checksum(h, &f->age_buckets, sizeof f->age_buckets);
+    int32_t nh[3] = {f->nh_schema, (int32_t)f->nh_slots, (int32_t)f->nh_max_buckets};
+    double nhd[3] = {f->nh_zero_threshold, f->nh_max_zero_threshold, f->nh_min_reset};
+    h = fp_checksum(h, nh, sizeof nh);
+    h = fp_checksum(h, nhd, sizeof nhd);
     h = fp_checksum(h, fp_at(s, f->name), f->name_len);
     h = fp_checksum(h, fp_at(s, f->help), f->help_len);
     h = fp_checksum(h, fp_at(s, f->unit), f->unit_len);
@@ -105,6 +110,18 @@ uint64_t fp_series_checksum(const fp_store *s, const fp_series *se)
 static const char *check_family(const fp_store *s, const fp_family *f, uint32_t i)
 {
     uint32_t cells = fp_cells_for(f->type, f->nbuckets, f->nquantiles, f->age_buckets);
+    if (f->nh_slots) {
+        if (f->type != FP_HISTOGRAM || f->nh_max_buckets < 1 || f->nh_max_buckets > FP_NH_MAX_BUCKETS ||
+            f->nh_slots != fp_nh_slots_for(f->nh_max_buckets) || f->nh_schema < FP_NH_SCHEMA_MIN ||
+            f->nh_schema > FP_NH_SCHEMA_MAX || !(f->nh_zero_threshold >= 0 && f->nh_zero_threshold < INFINITY) ||
+            !(f->nh_max_zero_threshold >= 0 && f->nh_max_zero_threshold < INFINITY) ||
+            !(f->nh_min_reset >= 0 && f->nh_min_reset < INFINITY))
+            return "corrupt (a native histogram's settings are damaged)";
+        cells += fp_nh_cells(f->nh_slots);
+    } else if (f->nh_schema || f->nh_max_buckets || f->nh_zero_threshold != 0 || f->nh_max_zero_threshold != 0 ||
+               f->nh_min_reset != 0) {
+        return "corrupt (a metric family is damaged)";
+    }
     if (f->index != i || cells == 0 || f->ncells != cells || f->mpmode >= FP_MP_COUNT ||
         (f->mpmode != FP_MP_NONE && f->type != FP_GAUGE) || f->nlabels > FP_MAX_LABELS)
         return "corrupt (a metric family is damaged)";
@@ -291,6 +308,9 @@ static const char *check_live(const fp_store *s, uint64_t off, const fp_family *
         return "corrupt (a series does not match its checksum)";
     if (se->hash != fp_series_hash(se->family, t, tl))
         return "corrupt (a series' labels do not match its key)";
+    const char *why;
+    if (f->nh_slots && (why = fp_nh_check(f, se, 1)))
+        return why;
     return check_labels(s, f, se, f->mpmode != FP_MP_NONE && fp_shared(s), t, b, scratch);
 }
 

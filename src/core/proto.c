@@ -218,14 +218,32 @@ typedef struct {
     size_t metrics;         /* Metric messages written */
 } pb_ctx;
 
-/* The native part of a histogram point.  Store histograms are classic
- * for now: nothing.  Native histograms fill `out` here from the series'
- * cells (which may point into scratch owned by the walk). */
-static void point_native(const fp_walk *w, const fp_point *p, fp_pb_native *out)
+/* The native part of a histogram point: nothing for a classic one, else
+ * the walker's reading of its native buckets (pointing into the walk's
+ * scratch).  A native histogram without buckets gets one empty span, as
+ * client_golang writes it, so that it is still taken for a native one. */
+static void point_native(const fp_native *n, fp_pb_native *out)
 {
-    (void)w;
-    (void)p;
+    static const fp_pb_span empty = {0, 0};
     memset(out, 0, sizeof *out);
+    if (!n)
+        return;
+    out->has = 1;
+    out->schema = n->schema;
+    out->zero_threshold = n->zero_threshold;
+    out->zero_count = n->zero_count;
+    out->neg_spans = n->neg_spans;
+    out->n_neg_spans = n->nneg_spans;
+    out->neg_deltas = n->neg_deltas;
+    out->n_neg_deltas = n->nneg;
+    out->pos_spans = n->pos_spans;
+    out->n_pos_spans = n->npos_spans;
+    out->pos_deltas = n->pos_deltas;
+    out->n_pos_deltas = n->npos;
+    if (!n->npos_spans && !n->nneg_spans) {
+        out->pos_spans = &empty;
+        out->n_pos_spans = 1;
+    }
 }
 
 static void created(fp_buf *b, uint32_t field, double t)
@@ -261,10 +279,20 @@ static int pb_point(void *ctx, const fp_walk *w, const fp_point *p)
     }
     case FP_HISTOGRAM: {
         const double *bounds = fp_at(w->s, f->buckets);
+        const fp_native *native;
+        int rc = fp_point_native(w, p, &native);
+        if (rc)
+            return rc;
         size_t m = fp_pb_open(b, FP_PB_M_HISTOGRAM);
-        fp_pb_uint(b, FP_PB_H_COUNT, p->count);
+        /* With native buckets the count is theirs: it equals their sum, as
+         * Prometheus checks, and is never below the classic counts (read
+         * before them; see native.h). */
+        fp_pb_uint(b, FP_PB_H_COUNT, native ? native->count : p->count);
         fp_pb_double(b, FP_PB_H_SUM, p->sum);
-        for (uint32_t i = 0; i < f->nbuckets; i++) {
+        /* A native-only histogram (classic +Inf alone) writes no classic
+         * bucket, as client_golang's does. */
+        uint32_t nclassic = native && f->nbuckets == 1 ? 0 : f->nbuckets;
+        for (uint32_t i = 0; i < nclassic; i++) {
             size_t bm = fp_pb_open(b, FP_PB_H_BUCKET);
             fp_pb_uint(b, FP_PB_B_COUNT, p->cumulative[i]);
             fp_pb_double(b, FP_PB_B_UPPER, bounds[i]);
@@ -274,7 +302,7 @@ static int pb_point(void *ctx, const fp_walk *w, const fp_point *p)
         }
         created(b, FP_PB_H_CREATED, p->created);
         fp_pb_native nh;
-        point_native(w, p, &nh);
+        point_native(native, &nh);
         fp_pb_native_fields(b, &nh);
         fp_pb_close(b, m);
         break;

@@ -77,10 +77,8 @@ int fp_pb_exemplar(fp_buf *b, uint32_t field, const fp_exemplar_data *e);
  * The sparse part of a Histogram message.  Classic histograms leave it
  * empty (has = 0); a native histogram fills it from its store cells and
  * fp_pb_native writes its fields beside the classic buckets. */
-typedef struct {
-    int32_t offset;
-    uint32_t length;
-} fp_pb_span;
+/* A span of consecutive buckets, as the walker makes them (native.h). */
+typedef fp_nh_span fp_pb_span;
 
 typedef struct {
     int has;                /* 0: a classic histogram, nothing is written */

@@ -24,7 +24,7 @@
 #define FP_MAGIC 0x314d5250545346ULL /* "FSTPRM1" */
 /* Bumped whenever the arena layout changes: a store file written by
  * another layout is refused at start-up. */
-#define FP_LAYOUT_VERSION 6u
+#define FP_LAYOUT_VERSION 7u
 
 /* ---- limits (exported to Python by the binding) ---------------------- */
 #define FP_ALIGN 8u
@@ -158,7 +158,7 @@ typedef struct {
     fp_off quantiles;       /* double[nquantiles], ascending */
     double max_age;         /* summary: window length, seconds */
     uint32_t age_buckets;   /* summary: epochs in the window */
-    uint32_t pad;
+    int32_t nh_schema;      /* native histogram: the finest schema (see native.h) */
     fp_word spare;          /* a series-sized block kept for the overflow
                                series when series are large (quantiles) */
     fp_word limbo[3];       /* removed series, by removal epoch (FP_STACK words) */
@@ -167,6 +167,10 @@ typedef struct {
     fp_word drained;        /* the last epoch a creation looked at the limbos in */
     fp_word nlive;          /* live series but overflow series (a crash while creating one may leave it high) */
     fp_word limited;        /* label lookups sent to the overflow series by a series limit */
+    uint32_t nh_slots;      /* native histogram: bucket table slots per series; 0: no native buckets */
+    uint32_t nh_max_buckets;/* native histogram: the bucket limit */
+    double nh_zero_threshold, nh_max_zero_threshold;
+    double nh_min_reset;    /* native histogram: as declared (compared, never acted on: the store never resets) */
     uint64_t sum;           /* checksum of the fields above that never change */
 } fp_family;
 
@@ -226,7 +230,8 @@ typedef struct {
 /* Cell layout per type:
  *   counter:   [0] value (bits)
  *   gauge:     [0] value (bits), [1] when last written (bits; per-process gauges)
- *   histogram: [0..nbuckets-1] per-bucket counts (not cumulative), [nbuckets] sum (bits)
+ *   histogram: [0..nbuckets-1] per-bucket counts (not cumulative), [nbuckets] sum (bits),
+ *              then with native buckets their block (fp_nh_cells(nh_slots), see native.h)
  *   summary:   [0] count, [1] sum (bits), then with quantiles the sketch
  *              (FP_Q_CELLS(age_buckets) cells, see quantile.h)
  * Returns the cell count, or 0 for a shape that is not allowed. */

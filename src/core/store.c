@@ -32,6 +32,13 @@ static int same_family(const fp_store *s, const fp_family *f, const fp_family_sp
         (f->nbuckets != sp->nbuckets ||
          memcmp(fp_at(s, f->buckets), sp->buckets, sizeof(double) * sp->nbuckets) != 0))
         return 0;
+    if (sp->type == FP_HISTOGRAM &&
+        (f->nh_slots != (sp->nh_factor > 1 ? fp_nh_slots_for(sp->nh_max_buckets) : 0u) ||
+         (f->nh_slots && (f->nh_schema != fp_nh_schema_for(sp->nh_factor) || f->nh_max_buckets != sp->nh_max_buckets ||
+                          f->nh_zero_threshold != sp->nh_zero_threshold ||
+                          f->nh_max_zero_threshold != sp->nh_max_zero_threshold ||
+                          f->nh_min_reset != sp->nh_min_reset))))
+        return 0;
     if (sp->type == FP_SUMMARY &&
         (f->nquantiles != sp->nquantiles ||
          (sp->nquantiles && (f->max_age != sp->max_age || f->age_buckets != sp->age_buckets ||
@@ -78,6 +85,15 @@ static int spec_ok(const fp_family_spec *sp, int per_process)
             if (isnan(sp->buckets[i]) || (i && !(sp->buckets[i] > sp->buckets[i - 1])))
                 return 0;
     }
+    if (sp->nh_factor > 1) {
+        if (sp->type != FP_HISTOGRAM || !(sp->nh_factor < INFINITY) || sp->nh_max_buckets < 1 ||
+            sp->nh_max_buckets > FP_NH_MAX_BUCKETS || !(sp->nh_zero_threshold >= 0 && sp->nh_zero_threshold < INFINITY) ||
+            !(sp->nh_max_zero_threshold >= 0 && sp->nh_max_zero_threshold < INFINITY) ||
+            !(sp->nh_min_reset >= 0 && sp->nh_min_reset < INFINITY))
+            return 0;
+    } else if (sp->nh_factor != 0) {
+        return 0;
+    }
     if (nq) {
         if (!sp->quantiles || !(sp->max_age / sp->age_buckets >= FP_Q_MIN_PERIOD) || !(sp->max_age <= FP_Q_MAX_AGE))
             return 0;
@@ -95,6 +111,10 @@ static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *ou
         return FP_EINVAL;
     uint32_t nb = sp->type == FP_HISTOGRAM ? sp->nbuckets : 0, nq = sp->type == FP_SUMMARY ? sp->nquantiles : 0;
     uint32_t ncells = fp_cells_for(sp->type, nb, nq, sp->age_buckets);
+    uint32_t nh_slots = sp->nh_factor > 1 ? fp_nh_slots_for(sp->nh_max_buckets) : 0;
+    ncells += fp_nh_cells(nh_slots);
+    if (nh_slots)
+        fp_nh_init();
 
     /* In a shared store every process declares the same families: the
      * first one adds it, the others find it. */
@@ -142,6 +162,14 @@ static int family_add_locked(fp_store *s, const fp_family_spec *sp, uint32_t *ou
         if (!f->buckets)
             return FP_ENOMEM;
         memcpy(fp_at(s, f->buckets), sp->buckets, sizeof(double) * nb);
+    }
+    if (nh_slots) {
+        f->nh_slots = nh_slots;
+        f->nh_schema = fp_nh_schema_for(sp->nh_factor);
+        f->nh_max_buckets = sp->nh_max_buckets;
+        f->nh_zero_threshold = sp->nh_zero_threshold;
+        f->nh_max_zero_threshold = sp->nh_max_zero_threshold;
+        f->nh_min_reset = sp->nh_min_reset;
     }
     if (nq) {
         f->quantiles = fp_arena_alloc(s, sizeof(double) * nq, 0);

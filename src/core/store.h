@@ -13,6 +13,7 @@
 
 #include "arena.h"
 #include "clock.h"
+#include "native.h"
 #include "quantile.h"
 
 /* What fp_family_add is asked to create.  Strings are UTF-8 with lengths. */
@@ -30,6 +31,10 @@ typedef struct {
     uint32_t nquantiles;
     double max_age;
     uint32_t age_buckets;
+    /* histogram: native buckets (see native.h) when nh_factor > 1 */
+    double nh_factor;
+    double nh_zero_threshold, nh_max_zero_threshold, nh_min_reset;
+    uint32_t nh_max_buckets;
 } fp_family_spec;
 
 /* Adds a family (in a shared store: finds the one every process declares).
@@ -119,6 +124,22 @@ static inline void fp_histogram_observe(fp_series *se, uint32_t bucket, uint32_t
 {
     fp_add(&se->cells[bucket], 1);
     fp_addd(&se->cells[nbuckets], v);
+}
+
+/* An observation of a histogram that may have native buckets.  The native
+ * bucket first, then the classic one with release: a walker that reads
+ * the classic cells with acquire before the native block never sees more
+ * classic than native observations (see native.h). */
+static inline void fp_histogram_observe_all(const fp_family *f, fp_series *se, uint32_t bucket, double v)
+{
+    fp_word *nb = fp_nh_block(f, se);
+    if (!nb) {
+        fp_histogram_observe(se, bucket, f->nbuckets, v);
+        return;
+    }
+    fp_nh_observe(f, nb, v);
+    atomic_fetch_add_explicit(&se->cells[bucket], 1, memory_order_release);
+    fp_addd(&se->cells[f->nbuckets], v);
 }
 
 static inline void fp_summary_observe(fp_series *se, double v)

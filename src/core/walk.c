@@ -11,6 +11,17 @@ static fp_word created_off; /* 1 when created samples are off */
 void fp_set_created(int on) { fp_put(&created_off, on ? 0 : 1); }
 int fp_created(void) { return fp_load(&created_off) == 0; }
 
+int fp_point_native(const fp_walk *w, const fp_point *p, const fp_native **out)
+{
+    *out = NULL;
+    if (!w->f->nh_slots || !p->se || !w->nsc)
+        return FP_OK;
+    int rc = fp_nh_read(w->f, p->se, p->sum, w->nsc, w->native);
+    if (rc == FP_OK)
+        *out = w->native;
+    return rc;
+}
+
 int fp_point_exemplar(const fp_walk *w, const fp_point *p, uint32_t slot, char *buf, fp_exemplar_data *out)
 {
     if (!p->se || !fp_load_acq(&p->se->exemplars))
@@ -154,7 +165,7 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
     const fp_family *f = fp_family_get(s, family);
     if (!f)
         return FP_EINVAL;
-    fp_walk w = {s, f, fp_family_name(s, f), NULL, NULL};
+    fp_walk w = {s, f, fp_family_name(s, f), NULL, NULL, NULL, NULL};
     if (fp_family_per_process(s, f))
         return walk_per_process(&w, fn, ctx);
 
@@ -187,6 +198,10 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         }
     }
     fp_q_window win = fp_family_window(s, f);
+    fp_nh_scratch nsc = {NULL, NULL, NULL, 0};
+    fp_native native;
+    w.nsc = &nsc;
+    w.native = &native;
 
     int rc = 0;
     fp_buf text; /* the series' label text, copied out of the store */
@@ -219,7 +234,9 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
             for (uint32_t i = 0; i < f->nbuckets; i++) {
                 /* Saturating: a damaged count must not wrap the sum and
                  * make the buckets decrease. */
-                uint64_t c = fp_load(&se->cells[i]);
+                /* Acquire with native buckets: their observations are
+                 * made before the classic ones (fp_histogram_observe_all). */
+                uint64_t c = f->nh_slots ? fp_load_acq(&se->cells[i]) : fp_load(&se->cells[i]);
                 cum = c > UINT64_MAX - cum ? UINT64_MAX : cum + c;
                 counts[i] = cum;
             }
@@ -246,6 +263,7 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         if ((rc = fn(ctx, &w, &p)))
             break;
     }
+    fp_nh_scratch_free(&nsc);
     fp_buf_free(&text);
     free(w.extra);
     free(w.extra_len);

@@ -68,7 +68,15 @@ typedef struct {
     const char *name;
     char (*extra)[48];      /* le="..." per bucket, quantile="..." per quantile */
     size_t *extra_len;
+    fp_nh_scratch *nsc;     /* native histograms: scratch for fp_point_native */
+    fp_native *native;
 } fp_walk;
+
+/* A histogram point's native buckets, read on demand (only protobuf shows
+ * them, so the text views pay nothing): *out is NULL for a classic one.
+ * Read after the point's classic counts, so native count >= classic count
+ * (see native.h); valid until the next call.  FP_OK or FP_ENOHEAP. */
+int fp_point_native(const fp_walk *w, const fp_point *p, const fp_native **out);
 
 /* Returns 0 to go on; anything else stops the walk and is returned. */
 typedef int (*fp_point_fn)(void *ctx, const fp_walk *w, const fp_point *p);

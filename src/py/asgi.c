@@ -335,7 +335,7 @@ static void observe_hist(MetricObject *m, fp_series *se, double v, const char *e
 {
     const fp_family *f = m->fam;
     uint32_t i = fp_bucket_index(fp_at(&m->store->st, f->buckets), f->nbuckets, v);
-    fp_histogram_observe(se, i, f->nbuckets, v);
+    fp_histogram_observe_all(f, se, i, v);
     /* After the count: an exemplar that finds no room is dropped, the
      * observation stands. */
     if (ex)

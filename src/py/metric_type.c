@@ -644,7 +644,7 @@ static PyObject *Histogram_observe(MetricObject *self, PyObject *const *args, Py
         return NULL;
     const fp_family *f = self->fam;
     uint32_t i = fp_bucket_index(fp_at(&self->store->st, f->buckets), f->nbuckets, v);
-    fp_histogram_observe(se, i, f->nbuckets, v);
+    fp_histogram_observe_all(f, se, i, v);
     /* As prometheus_client does: counted first, then the exemplar checked. */
     char text[FP_EXEMPLAR_TEXT];
     size_t tlen = 0;
@@ -654,6 +654,19 @@ static PyObject *Histogram_observe(MetricObject *self, PyObject *const *args, Py
     if (ex)
         fp_keep_exemplar(self, se, f->nbuckets, i, text, tlen, v);
     Py_RETURN_NONE;
+}
+
+/* _native() -> dict or None: this series' native buckets as the walker
+ * reads them (schema, thresholds, counts, spans and deltas per side). */
+static PyObject *Histogram_native(MetricObject *self, PyObject *Py_UNUSED(ignored))
+{
+    fp_series *se = series_of(self);
+    if (!se)
+        return NULL;
+    const fp_family *f = self->fam;
+    if (!f->nh_slots)
+        Py_RETURN_NONE;
+    return fp_native_dict(f, se);
 }
 
 static PyObject *Summary_observe(MetricObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -721,6 +734,8 @@ static PyMethodDef Gauge_methods[] = {
 static PyMethodDef Histogram_methods[] = {
     {"observe", (PyCFunction)(void (*)(void))Histogram_observe, METH_FASTCALL | METH_KEYWORDS,
      "observe($self, /, amount, exemplar=None)\n--\n\nRecords a value (not NaN)."},
+    {"_native", (PyCFunction)Histogram_native, METH_NOARGS,
+     "_native($self, /)\n--\n\nThe series' native buckets as the walker reads them, or None without them."},
     {NULL}};
 
 static PyMethodDef Summary_methods[] = {

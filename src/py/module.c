@@ -186,7 +186,39 @@ static PyObject *core_check_stores(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(i
     return out;
 }
 
+/* native_schema(factor) -> int: the native schema a bucket factor gives. */
+static PyObject *core_native_schema(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    double v = PyFloat_AsDouble(arg);
+    if (v == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(v > 1) || !(v < INFINITY)) {
+        PyErr_Format(PyExc_ValueError, "native_schema: the bucket factor must be a finite number above 1, got %R", arg);
+        return NULL;
+    }
+    return PyLong_FromLong(fp_nh_schema_for(v));
+}
+
+/* native_index(value, schema) -> int: the native bucket index of |value|. */
+static PyObject *core_native_index(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    double v;
+    int schema;
+    if (!PyArg_ParseTuple(args, "di:native_index", &v, &schema))
+        return NULL;
+    if (schema < FP_NH_SCHEMA_MIN || schema > FP_NH_SCHEMA_MAX || !(v != 0) || isnan(v)) {
+        PyErr_Format(PyExc_ValueError, "native_index: needs a value other than 0 and NaN and a schema from %d to %d",
+                     FP_NH_SCHEMA_MIN, FP_NH_SCHEMA_MAX);
+        return NULL;
+    }
+    return PyLong_FromLong(fp_nh_index(fabs(v), schema));
+}
+
 static PyMethodDef core_methods[] = {
+    {"native_schema", core_native_schema, METH_O,
+     "native_schema(factor) -> int\n\nThe native histogram schema a bucket factor gives (client_golang's choice)."},
+    {"native_index", core_native_index, METH_VARARGS,
+     "native_index(value, schema) -> int\n\nThe native bucket index of abs(value) at a schema."},
     {"render", core_render, METH_VARARGS,
      "render(items, view, escaping=0) -> bytes\n\nRenders store metrics, whole stores and Python families, in order."},
     {"escape_name", core_escape_name, METH_VARARGS,
@@ -249,6 +281,8 @@ static int add_constants(PyObject *m)
         {"STORE_MIN_SIZE", (long long)FP_STORE_MIN}, {"STORE_MAX_SIZE", (long long)FP_STORE_MAX},
         {"STORE_DEFAULT_SIZE", (long long)FP_STORE_DEFAULT},
         {"QUANTILE_MAX_COUNT", FP_Q_MAX_QUANTILES}, {"QUANTILE_MAX_AGE_BUCKETS", FP_Q_MAX_AGE_BUCKETS},
+        {"NATIVE_SCHEMA_MIN", FP_NH_SCHEMA_MIN}, {"NATIVE_SCHEMA_MAX", FP_NH_SCHEMA_MAX},
+        {"NATIVE_MAX_BUCKETS", FP_NH_MAX_BUCKETS},
 #ifdef FASTPROM_DEBUG
         {"DEBUG", 1},
 #else
@@ -262,6 +296,7 @@ static int add_constants(PyObject *m)
     struct { const char *name; double value; } floats[] = {
         {"QUANTILE_ERROR", FP_Q_ERROR}, {"QUANTILE_MIN_PERIOD", FP_Q_MIN_PERIOD}, {"QUANTILE_MAX_AGE", FP_Q_MAX_AGE},
         {"QUANTILE_MIN_VALUE", FP_Q_MIN}, {"QUANTILE_MAX_VALUE", FP_Q_MAX},
+        {"NATIVE_DEFAULT_ZERO_THRESHOLD", FP_NH_DEFAULT_ZERO_THRESHOLD},
     };
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
         if (add_new(m, floats[i].name, PyFloat_FromDouble(floats[i].value)) < 0)
@@ -271,6 +306,7 @@ static int add_constants(PyObject *m)
 
 static int core_exec(PyObject *m)
 {
+    fp_nh_init();
     module_state *ms = PyModule_GetState(m);
     if (!fp_q_selftest()) {
         PyErr_SetString(PyExc_ImportError, "fastprom._core: the quantile sketch's size does not match its build");

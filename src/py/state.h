@@ -116,4 +116,7 @@ static inline const char *fp_utf8(PyObject *o, Py_ssize_t *len, const char *what
     return PyUnicode_AsUTF8AndSize(o, len);
 }
 
+/* native_view.c: a series' native buckets as a dict (HistogramBase._native). */
+PyObject *fp_native_dict(const fp_family *f, fp_series *se);
+
 #endif

@@ -189,13 +189,15 @@ static int float_tuple(PyObject *t, const char *what, double **out, Py_ssize_t *
 static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"type", "name", "help", "unit", "labelnames", "buckets", "mpmode",
-                             "quantiles", "max_age", "age_buckets", NULL};
+                             "quantiles", "max_age", "age_buckets", "native_factor", "native_zero_threshold",
+                             "native_max_zero_threshold", "native_max_buckets", "native_min_reset", NULL};
     int type, mpmode = FP_MP_NONE, age_buckets = 5;
-    double max_age = 600.0;
+    unsigned int nh_max = 160;
+    double max_age = 600.0, nh_factor = 0.0, nh_zt = FP_NH_DEFAULT_ZERO_THRESHOLD, nh_mzt = 0.0, nh_reset = 0.0;
     PyObject *name, *help, *unit, *labelnames, *buckets = Py_None, *quantiles = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iUUUO!|OiOdi:add_family", kwlist, &type, &name, &help, &unit,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iUUUO!|OiOdidddId:add_family", kwlist, &type, &name, &help, &unit,
                                      &PyTuple_Type, &labelnames, &buckets, &mpmode, &quantiles, &max_age,
-                                     &age_buckets))
+                                     &age_buckets, &nh_factor, &nh_zt, &nh_mzt, &nh_max, &nh_reset))
         return NULL;
     if (self->st.readonly) {
         module_state *ms = fp_state_of_type(Py_TYPE(self));
@@ -203,6 +205,17 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *k
             PyErr_Format(ms->StoreFileError,
                          "add_family: the metrics store file %s is mapped read-only here; metrics are declared "
                          "by the workers that write it", self->st.path);
+        return NULL;
+    }
+    if (nh_factor != 0 && (type != FP_HISTOGRAM || !(nh_factor > 1) || !(nh_factor < INFINITY))) {
+        PyErr_Format(PyExc_ValueError, "add_family: native buckets need a histogram and a finite bucket factor above 1");
+        return NULL;
+    }
+    if (nh_factor != 0 && (nh_max < 1 || nh_max > FP_NH_MAX_BUCKETS || !(nh_zt >= 0 && nh_zt < INFINITY) ||
+                           !(nh_mzt >= 0 && nh_mzt < INFINITY) || !(nh_reset >= 0 && nh_reset < INFINITY))) {
+        PyErr_Format(PyExc_ValueError,
+                     "add_family: native settings out of range (a bucket limit from 1 to %u, finite thresholds "
+                     "and reset duration of at least 0)", FP_NH_MAX_BUCKETS);
         return NULL;
     }
     if (type < FP_COUNTER || type > FP_SUMMARY) {
@@ -218,7 +231,11 @@ static PyObject *Store_add_family(StoreObject *self, PyObject *args, PyObject *k
         PyErr_Format(PyExc_ValueError, "add_family: at most %u label names, got %zd", FP_MAX_LABELS, n);
         return NULL;
     }
-    fp_family_spec sp = {.type = (uint32_t)type, .mpmode = (uint32_t)mpmode, .max_age = max_age};
+    fp_family_spec sp = {.type = (uint32_t)type, .mpmode = (uint32_t)mpmode, .max_age = max_age,
+                         .nh_factor = nh_factor, .nh_zero_threshold = nh_factor != 0 ? nh_zt : 0.0,
+                         .nh_max_zero_threshold = nh_factor != 0 ? nh_mzt : 0.0,
+                         .nh_min_reset = nh_factor != 0 ? nh_reset : 0.0,
+                         .nh_max_buckets = nh_factor != 0 ? nh_max : 0u};
     Py_ssize_t nl, hl, ul;
     sp.name = PyUnicode_AsUTF8AndSize(name, &nl);
     sp.help = PyUnicode_AsUTF8AndSize(help, &hl);

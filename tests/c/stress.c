@@ -1124,6 +1124,144 @@ static void churn_phase(void)
     fp_clock_freeze(1700000000.5);
 }
 
+/* ---- native histograms: concurrent observe, reads between ------------- */
+
+#define NATIVE_THREADS 4
+static uint32_t fam_native;
+static atomic_int native_left;
+static atomic_long native_reads;
+static atomic_int native_gate; /* the reader is running */
+
+/* The i-th value a native writer observes: magnitudes over 2^-40..2^40,
+ * both signs, and some zeros, so that keys are claimed concurrently and
+ * the table coarsens while others observe. */
+static double native_value(long i, int t)
+{
+    uint64_t x = (uint64_t)(i * NATIVE_THREADS + t + 1) * 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 29;
+    if (x % 17 == 0)
+        return 0.0;
+    double v = ldexp(1.0 + (double)(x >> 40) / (double)(1ull << 24), (int)(x % 81) - 40);
+    return (x >> 8) & 1 ? -v : v;
+}
+
+static void *native_writer(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    const fp_family *f = fp_family_get(&store, fam_native);
+    fp_series *se = get0(fam_native, 1);
+    const double *hb = fp_at(&store, f->buckets);
+    while (!atomic_load(&native_gate))
+        ;
+    for (long i = 0; se && i < 4 * iters; i++) {
+        double v = native_value(i, t);
+        fp_histogram_observe_all(f, se, fp_bucket_index(hb, f->nbuckets, v), v);
+    }
+    atomic_fetch_sub(&native_left, 1);
+    return NULL;
+}
+
+typedef struct {
+    uint64_t last;
+} native_state;
+
+static uint64_t native_total(const fp_native *n)
+{
+    uint64_t total = n->zero_count;
+    for (int side = 0; side < 2; side++) {
+        const int64_t *d = side ? n->neg_deltas : n->pos_deltas;
+        int64_t c = 0;
+        for (uint32_t i = 0; i < (side ? n->nneg : n->npos); i++) {
+            c += d[i];
+            CHECK(c >= 0, "negative native bucket count %lld", (long long)c);
+            total += (uint64_t)c;
+        }
+    }
+    return total;
+}
+
+static int native_point(void *ctx, const fp_walk *w, const fp_point *p)
+{
+    native_state *st = ctx;
+    const fp_native *n = NULL;
+    CHECK(fp_point_native(w, p, &n) == FP_OK && n != NULL, "a native family's point without native buckets");
+    if (!n)
+        return 0;
+    uint32_t nb = 0;
+    for (uint32_t i = 0; i < n->npos_spans; i++)
+        nb += n->pos_spans[i].length;
+    CHECK(nb == n->npos, "spans cover %u positive buckets, %u deltas", nb, n->npos);
+    CHECK(native_total(n) == n->count, "native count %llu is not its buckets' sum %llu",
+          (unsigned long long)n->count, (unsigned long long)native_total(n));
+    CHECK(p->count <= n->count, "classic count %llu above native %llu", (unsigned long long)p->count,
+          (unsigned long long)n->count);
+    CHECK(n->count >= st->last, "native count went from %llu to %llu", (unsigned long long)st->last,
+          (unsigned long long)n->count);
+    CHECK(n->schema >= FP_NH_SCHEMA_MIN && n->schema <= 8, "schema %d", (int)n->schema);
+    st->last = n->count;
+    return 0;
+}
+
+static void *native_reader(void *arg)
+{
+    (void)arg;
+    native_state st = {0};
+    long reads = 0;
+    fp_buf pb;
+    fp_buf_init(&pb);
+    atomic_store(&native_gate, 1);
+    while (atomic_load(&native_left) > 0 || reads < 4) {
+        CHECK(fp_walk_family(&store, fam_native, native_point, &st) == 0, "native walk");
+        /* The protobuf encoder over the same reads: one whole message. */
+        pb.len = 0;
+        CHECK(fp_render_family_pb(&pb, &store, fam_native, FP_ESC_UNDERSCORES) == FP_OK && !pb.oom,
+              "native protobuf render");
+        uint64_t len = 0;
+        size_t at = 0;
+        for (int shift = 0; at < pb.len && shift < 64; shift += 7) {
+            unsigned char c = (unsigned char)pb.p[at++];
+            len |= (uint64_t)(c & 0x7f) << shift;
+            if (!(c & 0x80))
+                break;
+        }
+        CHECK(len > 0 && at + len == pb.len, "native protobuf message of %llu bytes in %zu",
+              (unsigned long long)len, pb.len);
+        if (reads % 256 == 255) {
+            const char *why = fp_store_check(&store, 0);
+            CHECK(why == NULL, "check during native observes: %s", why ? why : "");
+        }
+        reads++;
+    }
+    atomic_fetch_add(&native_reads, reads);
+    fp_buf_free(&pb);
+    return NULL;
+}
+
+static void native_phase(void)
+{
+    static const double nb[3] = {0.0, 1.0, INFINITY};
+    size_t unused = 0;
+    uint32_t idx = UINT32_MAX;
+    fp_family_spec sp = {.type = FP_HISTOGRAM, .name = "native_seconds", .name_len = 14, .help = "Native.",
+                         .help_len = 7, .unit = "", .unit_len = 0, .labelnames = NULL, .labelname_lens = &unused,
+                         .buckets = nb, .nbuckets = 3, .nh_factor = 1.01, .nh_zero_threshold = 0x1p-100,
+                         .nh_max_zero_threshold = 0.0, .nh_max_buckets = 24};
+    CHECK(fp_family_add(&store, &sp, &idx) == FP_OK, "native family");
+    fam_native = idx;
+    atomic_store(&native_left, NATIVE_THREADS);
+    pthread_t th[NATIVE_THREADS + 1];
+    for (int i = 0; i < NATIVE_THREADS; i++)
+        pthread_create(&th[i], NULL, native_writer, (void *)(intptr_t)i);
+    pthread_create(&th[NATIVE_THREADS], NULL, native_reader, NULL);
+    for (int i = 0; i < NATIVE_THREADS + 1; i++)
+        pthread_join(th[i], NULL);
+    native_state st = {0};
+    CHECK(fp_walk_family(&store, fam_native, native_point, &st) == 0, "native walk");
+    uint64_t want = (uint64_t)NATIVE_THREADS * 4 * (uint64_t)iters;
+    CHECK(st.last == want, "native count %llu, want %llu", (unsigned long long)st.last, (unsigned long long)want);
+    printf("native: %llu observations, %ld reads\n", (unsigned long long)want, atomic_load(&native_reads));
+}
+
 /* ---- quantile windows --------------------------------------------------- */
 
 /* A render whose `now` is stale (taken before a pause in which a writer
@@ -1237,6 +1375,7 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     check_floats();
+    fp_nh_init();
     CHECK(fp_q_selftest(), "FP_Q_BUCKETS (%u) does not match the sketch's parameters", FP_Q_BUCKETS);
 
     int rc = fp_store_open(&store, 256u << 20);
@@ -1274,6 +1413,7 @@ int main(int argc, char **argv)
 
     check_totals();
     churn_phase();
+    native_phase();
     check_stale_quantile_render();
     check_readonly_file();
     const char *why = fp_store_check(&store, 1);
