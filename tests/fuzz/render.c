@@ -248,7 +248,16 @@ static void op_family(state *st, fz_in *in)
         TRACE(" \"%s\"", shown(names[i], lens[i]));
     TRACE(" nbuckets=%u nquantiles=%u mpmode=%u -> %d (family %d)\n", sp.nbuckets, sp.nquantiles, sp.mpmode, rc,
           rc == FP_OK ? st->nfams : -1);
-    if (rc != FP_OK || st->nfams == MAX_FAMS)
+    if (rc != FP_OK)
+        return;
+    /* The same spec again finds the family it made: one entry per family,
+     * so what marks it (a NUL fed in) is seen by every later use. */
+    for (int i = 0; i < st->nfams; i++)
+        if (st->fams[i].index == idx) {
+            st->fams[i].nul |= memchr(sp.help, '\0', sp.help_len) != NULL;
+            return;
+        }
+    if (st->nfams == MAX_FAMS)
         return;
     fam_info *fi = &st->fams[st->nfams++];
     fi->index = idx;
