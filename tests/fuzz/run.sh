@@ -8,6 +8,8 @@
 #   tests/fuzz/run.sh --full      long form: FUZZ_FULL_TIME seconds per target (default 600)
 #   tests/fuzz/run.sh --time N    N seconds per target
 #   tests/fuzz/run.sh ... TARGET...   only these (store_open, render, negotiation)
+#   FUZZ_SEED=N                   libFuzzer's random seed (default: a new one each run);
+#                                 run-tests fixes it, so a CI run can be repeated
 #
 # Installs what is missing: Debian's clang-14 and libclang-rt-14-dev, and
 # atheris into the project's .venv (made, with fastprom, when missing).
@@ -115,7 +117,7 @@ run_target() { # NAME MAX_LEN COMMAND...
     # is not a finding; a hang past -timeout is.
     # The time limit is libFuzzer's; `timeout` only guards against a run
     # that cannot stop (a hang outside any input).
-    timeout -k 10 $((seconds + 120)) "$@" -max_total_time="$seconds" -timeout=30 -report_slow_units=30 -rss_limit_mb=2048 \
+    timeout -k 10 $((seconds + 120)) "$@" -max_total_time="$seconds" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -timeout=30 -report_slow_units=30 -rss_limit_mb=2048 \
         -max_len="$max_len" -print_final_stats=1 -artifact_prefix="$found/" "$corpus" "$seeds/$name" \
         >"$log" 2>&1 || rc=$?
     local execs runs_line after kind
