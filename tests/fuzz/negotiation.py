@@ -3,7 +3,7 @@
 The input is an Accept header, a NUL byte, and an Accept-Encoding header
 (no NUL: all of it is Accept).  Each is decoded twice, as UTF-8 with
 surrogate escapes (any str, lone surrogates included) and as Latin-1 (how
-an ASGI server hands header bytes over), and given to _choice,
+an ASGI server hands header bytes over), and given to negotiate_format,
 choose_format, accepts_gzip, gzip_accepted, choose_encoder and negotiate
 (with a small registry).  None may raise, and each must answer with one of
 the known content types and encodings.
@@ -23,6 +23,8 @@ SCHEMES = ("allow-utf-8", "underscores", "dots", "values")
 FIXED_TYPES = {
     exposition.CONTENT_TYPE_PLAIN_0_0_4,
     exposition.OPENMETRICS_CONTENT_TYPE,
+    exposition.OPENMETRICS_0_0_1_CONTENT_TYPE,
+    *(f"{exposition.PROTOBUF_CONTENT_TYPE}; escaping={s}" for s in SCHEMES),
     *(f"{exposition.CONTENT_TYPE_PLAIN_1_0_0}; escaping={s}" for s in SCHEMES),
     *(f"application/openmetrics-text; version=1.0.0; charset=utf-8; escaping={s}" for s in SCHEMES),
 }
@@ -49,19 +51,24 @@ def registry() -> "fastprom.CollectorRegistry":
 
 
 REGISTRY = registry()
-RENDERERS = {  # what each (OpenMetrics?, escaping) must render as
-    (om, esc): REGISTRY.render(om, escaping=esc) for om in (False, True) for esc in SCHEMES
+RENDERERS = {  # what each (OpenMetrics?, protobuf?, escaping) must render as
+    (om, pb, esc): REGISTRY.render(om, escaping=esc, protobuf=pb)
+    for om, pb in ((False, False), (True, False), (False, True)) for esc in SCHEMES
 }
+PROTOCOLS = ("PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0",
+             "PrometheusText0.0.4")
 
 
 def check(accept: str, encoding: str) -> None:
-    om, ctype, esc = exposition._choice(accept)
-    if not isinstance(om, bool) or esc not in SCHEMES or not known(ctype):
-        raise AssertionError(f"_choice({accept!r}) = {(om, ctype, esc)!r}")
-    if om != ctype.startswith("application/openmetrics-text"):
-        raise AssertionError(f"_choice({accept!r}) = {(om, ctype, esc)!r}: format and type disagree")
+    fmt = exposition.negotiate_format(accept)
+    om, pb, ctype, esc = fmt.openmetrics, fmt.protobuf, fmt.content_type, fmt.escaping
+    if fmt.protocol not in PROTOCOLS or esc not in SCHEMES or not known(ctype):
+        raise AssertionError(f"negotiate_format({accept!r}) = {fmt!r}")
+    if om != ctype.startswith("application/openmetrics-text") or \
+            pb != ctype.startswith(exposition.PROTOBUF_CONTENT_TYPE):
+        raise AssertionError(f"negotiate_format({accept!r}) = {fmt!r}: format and type disagree")
     if exposition.choose_format(accept) is not om:
-        raise AssertionError(f"choose_format({accept!r}) disagrees with _choice")
+        raise AssertionError(f"choose_format({accept!r}) disagrees with negotiate_format")
 
     gz = exposition.accepts_gzip(encoding)
     if not isinstance(gz, bool) or exposition.gzip_accepted(encoding) is not gz:
@@ -80,8 +87,8 @@ def check(accept: str, encoding: str) -> None:
         import gzip
 
         body = gzip.decompress(body)
-    if body != RENDERERS[(om, esc)]:
-        raise AssertionError(f"negotiate({accept!r}) rendered something else than {(om, esc)!r} asks for")
+    if body != RENDERERS[(om, pb, esc)]:
+        raise AssertionError(f"negotiate({accept!r}) rendered something else than {fmt!r} asks for")
 
 
 def test_one_input(data: bytes) -> None:
@@ -90,7 +97,7 @@ def test_one_input(data: bytes) -> None:
         check(accept.decode(codec, errors), encoding.decode(codec, errors))
     # No header at all, as a scraper may send.
     if not data:
-        exposition._choice(None)
+        exposition.negotiate_format(None)
         exposition.choose_encoder(None)
         exposition.accepts_gzip(None)
 
