@@ -167,3 +167,38 @@ def test_no_objects_are_left_behind():
     finally:
         loop.close()
     assert total(registry, "/ok", "2xx") == 2200
+
+
+def test_the_exemplar_probe_is_skipped_while_it_says_so():
+    import time
+    calls, records, slow = [], [], []
+    quiet = {"until": time.perf_counter() + 3600}
+
+    def exemplar():
+        calls.append(1)
+        return None
+    exemplar.quiet_until = lambda: quiet["until"]
+
+    async def app(scope, receive, send):
+        pass
+
+    class M(HttpMiddleware):
+        async def _call(self, scope, receive, send):
+            raise AssertionError("not the Python path")
+
+    m = M()
+    m._configure(app, {}, {}, frozenset({"GET"}), lambda *a: records.append(a), exemplar,
+                 lambda *a: slow.append(a), lambda e: None, False)
+
+    async def main(n):
+        for _ in range(n):
+            await m(scope("/x"), receive, None)
+    asyncio.run(main(3))
+    assert len(calls) == 1 and len(slow) == 3  # asked once, then quiet
+    quiet["until"] = 0.0  # a provider is set: asked on every request
+    m._configure(app, {}, {}, frozenset({"GET"}), lambda *a: records.append(a), exemplar,
+                 lambda *a: slow.append(a), lambda e: None, False)
+    asyncio.run(main(3))
+    assert len(calls) == 4
+    asyncio.run(main(2))
+    assert len(calls) == 6 and len(slow) == 8 and not records

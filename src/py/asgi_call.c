@@ -26,6 +26,8 @@ typedef struct {
     PyObject *methods;      /* frozenset of the methods recorded as they are */
     PyObject *record;       /* HttpRecorder.record */
     PyObject *exemplar;     /* () -> dict or None, or None */
+    PyObject *quiet_until;  /* () -> the time before which exemplar() returns None without looking */
+    double quiet;           /* its last answer */
     PyObject *slow;         /* (scope, root0, app0, start, end, started, status, headers, exemplar) */
     PyObject *failed;       /* (exception) -> None: logs a recording failure */
     int exclude_streaming;
@@ -412,9 +414,17 @@ static PyObject *Mw_vectorcall(PyObject *op, PyObject *const *args, size_t nargs
     PyObject_GC_Track(c);
     if (PyErr_Occurred()) /* PyObject_IsTrue of the root path */
         goto fail;
-    c->exemplar = mw->exemplar == Py_None ? Py_NewRef(Py_None) : PyObject_CallNoArgs(mw->exemplar);
-    if (!c->exemplar)
+    if (mw->exemplar == Py_None || start < mw->quiet) {
+        c->exemplar = Py_NewRef(Py_None);
+    } else if (!(c->exemplar = PyObject_CallNoArgs(mw->exemplar))) {
         goto fail;
+    } else if (c->exemplar == Py_None && mw->quiet_until) { /* not looking again before this */
+        PyObject *q = PyObject_CallNoArgs(mw->quiet_until);
+        mw->quiet = q ? PyFloat_AsDouble(q) : -1.0;
+        Py_XDECREF(q);
+        if (mw->quiet == -1.0 && PyErr_Occurred())
+            goto fail;
+    }
     c->tap = fp_tap_new(ms, args[2]);
     if (!c->tap)
         goto fail;
@@ -482,6 +492,21 @@ static PyObject *Mw_configure(MiddlewareObject *self, PyObject *args, PyObject *
         PyErr_SetString(PyExc_TypeError, "_configure: exemplar must be callable or None");
         return NULL;
     }
+    PyObject *quiet = NULL;
+    if (exemplar != Py_None) {
+        quiet = PyObject_GetAttrString(exemplar, "quiet_until");
+        if (!quiet) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return NULL;
+            PyErr_Clear();
+        } else if (!PyCallable_Check(quiet)) {
+            Py_DECREF(quiet);
+            PyErr_SetString(PyExc_TypeError, "_configure: exemplar.quiet_until must be callable");
+            return NULL;
+        }
+    }
+    Py_XSETREF(self->quiet_until, quiet);
+    self->quiet = 0.0;
     Py_XSETREF(self->app, Py_NewRef(app));
     Py_XSETREF(self->known, Py_NewRef(known));
     Py_XSETREF(self->status_labels, Py_NewRef(labels));
@@ -509,6 +534,7 @@ static int Mw_traverse(MiddlewareObject *self, visitproc visit, void *arg)
     Py_VISIT(self->methods);
     Py_VISIT(self->record);
     Py_VISIT(self->exemplar);
+    Py_VISIT(self->quiet_until);
     Py_VISIT(self->slow);
     Py_VISIT(self->failed);
     return 0;
@@ -522,6 +548,7 @@ static int Mw_clear(MiddlewareObject *self)
     Py_CLEAR(self->methods);
     Py_CLEAR(self->record);
     Py_CLEAR(self->exemplar);
+    Py_CLEAR(self->quiet_until);
     Py_CLEAR(self->slow);
     Py_CLEAR(self->failed);
     return 0;

@@ -64,6 +64,13 @@ def _trace_exemplar() -> Optional[Any]:
         if not ctx.is_valid:
             return None
         return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+    def quiet_until() -> float:
+        """The perf_counter() time before which current() returns None
+        without looking (0.0 once a provider is set): the C path skips the
+        call until then."""
+        return 0.0 if configured else next_check
+    current.quiet_until = quiet_until  # type: ignore[attr-defined]
     return current
 
 
