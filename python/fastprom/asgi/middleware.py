@@ -199,7 +199,7 @@ class PrometheusInstrumentatorMiddleware(HttpMiddleware):
         # Servers that tell ASGI 3 apps by a coroutine function __call__
         # (uvicorn) look it up on the instance: this one.  Calls go through
         # the type's slot, the C base's.
-        self.__call__ = self._call
+        self.__call__ = self._call  # type: ignore[method-assign]
         if self._hot_ok and self.inprogress is None and self._fast is not None:
             self._configure(app, self._known, self._status_labels, self.known_methods, self._fast.record,
                             self._exemplar, self._record_slow, self._record_failed, self._exclude_streaming)
