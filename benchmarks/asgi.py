@@ -6,6 +6,12 @@ instrumentator, fastprom.Instrumentator, and a lean pure-Python middleware with 
 Counter child.  Each request awaits the app with a copy of a prebuilt GET /items/42 scope; every round times
 one calibrated batch per variant, order rotated; the figure is the median over the rounds.  Each
 instrumented app's /metrics must count every request, before and after timing (else exit status 1).
+
+With --instructions it counts instead of timing: the script runs itself again under valgrind's callgrind and
+reports the instructions each variant executes per request (a mix of GET /items/42 and GET /), which do not
+depend on the machine's load.  Each variant's batch is bracketed by two calls that callgrind watches for
+(sys.getswitchinterval() zeroes the counters, sys.is_finalizing() writes them out), so start-up, imports and
+warm-up are not counted.
 """
 from __future__ import annotations
 
@@ -13,7 +19,12 @@ import _common as c  # first: it keeps this directory from shadowing the standar
 
 import asyncio
 import gc
+import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any, Dict, List, Optional
@@ -115,11 +126,145 @@ async def recorded(app: Any) -> float:
                if name == "http_requests_total" and ("handler", ITEM_TEMPLATE) in labels)
 
 
+# --------------------------------------------------------------------------- instruction counts (callgrind)
+
+ZERO_MARK, DUMP_MARK = "sys_getswitchinterval", "sys_is_finalizing"  # CPython's C functions behind the markers
+MIX = (ITEM_PATH, "/")
+
+
+def counted_child(requests: int, out: str) -> int:
+    """Under callgrind: builds and warms up every variant, then runs ``requests`` requests of each between the
+    markers; writes the order of the counted parts to ``out``.  Exit status 1 if a variant misbehaves."""
+    loop = asyncio.new_event_loop()
+    zero, dump = sys.getswitchinterval, sys.is_finalizing
+    apps = {key: build(key) for key, _, _ in VARIANTS}
+    apps["floor"] = noop_app
+    scopes = {key: [c.asgi_scope(app, path) for path in MIX] for key, app in apps.items()}
+
+    async def mixed(app: Any, scopes: List[Dict[str, Any]], n: int) -> None:
+        rcv, snd = c.receive_empty, c.discard
+        for i in range(n):
+            await app(scopes[i & 1].copy(), rcv, snd)
+    order, problems = [], []
+    for key, app in apps.items():
+        if key != "floor":
+            for path, want in BODIES.items():
+                got = loop.run_until_complete(c.asgi_call(app, path))
+                if got.status != 200 or bytes(got.body) != want:
+                    problems.append(f"{key}: GET {path} answered {got.status} {bytes(got.body)[:200]!r}")
+        loop.run_until_complete(mixed(app, scopes[key], WARMUP))
+    gc.collect()
+    for key, app in apps.items():  # gc stays on, as in a server; its passes fall where the counts put them
+        coro = mixed(app, scopes[key], requests)
+        zero()
+        loop.run_until_complete(coro)
+        dump()
+        order.append(key)
+    sent = {key: 1 + (WARMUP + requests + 1) // 2 for key, _, inst in VARIANTS if inst}
+    for key, title, inst in VARIANTS:
+        if inst:
+            got = loop.run_until_complete(recorded(apps[key]))
+            if got != sent[key]:
+                problems.append(f"{title}: http_requests_total{{handler=\"{ITEM_TEMPLATE}\"}} is {got:g}, "
+                                f"expected {sent[key]}")
+    loop.close()
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump({"order": order, "problems": problems}, f)
+    return 1 if problems else 0
+
+
+def part_instructions(path: str) -> int:
+    """The instructions a callgrind output file (one part) counted."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise ValueError(f"{path}: no 'summary:' line")
+
+
+def count_main(b: c.Bench, args: Any) -> int:
+    valgrind = shutil.which("valgrind")
+    b.intro(["fastapi", "starlette", "prometheus_client", "prometheus-fastapi-instrumentator", "fastprom"],
+            f"instructions per request (valgrind callgrind), in-process ASGI, warm, {args.requests} requests "
+            f"alternating GET {ITEM_PATH} and GET /, same interpreter and loop for every variant",
+            valgrind=subprocess.run([valgrind, "--version"], capture_output=True, text=True).stdout.strip()
+            if valgrind else "valgrind not installed")
+    if valgrind is None:
+        print(f"asgi.py --instructions: {'skipped' if args.quick else 'ERROR'}: needs valgrind "
+              "(apt-get install valgrind)")
+        return 0 if args.quick else 1
+    keep = args.callgrind_dir
+    work = keep or tempfile.mkdtemp(prefix="fastprom-callgrind-")
+    os.makedirs(work, exist_ok=True)
+    for name in os.listdir(work):
+        if name.startswith("callgrind.out"):
+            os.unlink(os.path.join(work, name))
+    order_file = os.path.join(work, "order.json")
+    cmd = [valgrind, "--tool=callgrind", f"--zero-before={ZERO_MARK}*", f"--dump-before={DUMP_MARK}*",
+           f"--callgrind-out-file={os.path.join(work, 'callgrind.out')}",
+           sys.executable, os.path.abspath(__file__), "--counted-child", str(args.requests), order_file]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    c.log("  running under callgrind: " + " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        b.problem(f"the counted run took more than {args.timeout:g} s")
+        return b.finish({})
+    if proc.returncode != 0 or not os.path.exists(order_file):
+        b.problem(f"the counted run exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+        return b.finish({})
+    with open(order_file, encoding="utf-8") as f:
+        meta = json.load(f)
+    for p in meta["problems"]:
+        b.problem(p)
+    parts = sorted((n for n in os.listdir(work) if n.startswith("callgrind.out.") and n[14:].isdigit()),
+                   key=lambda n: int(n[14:]))
+    if len(parts) < len(meta["order"]):
+        b.problem(f"callgrind wrote {len(parts)} parts for {len(meta['order'])} variants: are CPython's symbols "
+                  f"{ZERO_MARK} and {DUMP_MARK} visible to valgrind (not stripped)?")
+        return b.finish({})
+    per = {key: part_instructions(os.path.join(work, parts[i])) / args.requests
+           for i, key in enumerate(meta["order"])}
+    titles = {key: title for key, title, _ in VARIANTS}
+    titles["floor"] = "driver floor (scope copy + await of a no-op ASGI callable)"
+    noop_extra = per["noop_middleware"] - per["bare"]
+    rows = []
+    for key in [k for k, _, _ in VARIANTS] + ["floor"]:
+        extra = per[key] - per["bare"]
+        rows.append([titles[key], f"{per[key]:,.0f}", "—" if key in ("bare", "floor") else f"{extra:+,.0f}",
+                     "—" if key in ("bare", "floor", "noop_middleware") or noop_extra <= 0
+                     else c.fmt_ratio(extra / noop_extra)])
+    c.table(["variant", "instructions / request", "extra vs bare", "extra ÷ do-nothing middleware's extra"], rows)
+    if keep:
+        print(f"note: callgrind's profiles are in {keep} (callgrind.out.N, one per variant in the order "
+              f"{', '.join(meta['order'])}); read one with callgrind_annotate.")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def chart() -> List[c.Panel]:
+        keys = [k for k, _, _ in VARIANTS if k != "bare"]
+        return [c.Panel("extra instructions per request over bare FastAPI (lower is better)",
+                        [titles[k] for k in keys], {"instructions": [per[k] - per["bare"] for k in keys]})]
+    return b.finish({"instructions_per_request": per, "order": meta["order"], "requests": args.requests}, chart)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--counted-child"]:
+        return counted_child(int(argv[1]), argv[2])
     b = c.Bench(__doc__)
     b.option("--rounds", 7, 3, "rounds", minimum=1)
     b.option("--target-seconds", 0.3, 0.05, "time per variant per round", minimum=1e-6)
+    b.ap.add_argument("--instructions", action="store_true",
+                      help="count instructions per request under valgrind's callgrind instead of timing")
+    b.option("--requests", 1000, 100, "requests per variant counted with --instructions", minimum=2)
+    b.option("--timeout", 900.0, 300.0, "limit of the run under callgrind, seconds", minimum=1)
+    b.option("--callgrind-dir", "", "", "with --instructions, keep callgrind's profiles in this directory",
+             metavar="DIR", type=str)
     args = b.parse(argv)
+    if args.instructions:
+        return count_main(b, args)
     loop = asyncio.new_event_loop()
     otel = c.version_of("opentelemetry-api")
     b.intro(["fastapi", "starlette", "prometheus_client", "prometheus-fastapi-instrumentator", "fastprom"],

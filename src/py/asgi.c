@@ -440,15 +440,6 @@ PyType_Spec fp_Recorder_spec = {"fastprom._core.HttpRecorder", sizeof(RecorderOb
 
 /* Calling it returns whatever the wrapped send returns, so no Python frame
  * is added per message. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *send;
-    PyObject *status;       /* None until the response starts */
-    PyObject *headers;
-    double started;         /* time.perf_counter() clock; 0 until the response starts */
-    vectorcallfunc vectorcall;
-    module_state *ms;       /* kept alive by our type, which holds the module */
-} TapObject;
 
 static PyObject *Tap_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -478,8 +469,12 @@ static PyObject *Tap_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTuple(args, "O:SendTap", &send))
         return NULL;
     module_state *ms = fp_state_of_type(tp);
-    if (!ms)
-        return NULL;
+    return ms ? (PyObject *)fp_tap_new(ms, send) : NULL;
+}
+
+TapObject *fp_tap_new(module_state *ms, PyObject *send)
+{
+    PyTypeObject *tp = ms->SendTap;
     TapObject *self = (TapObject *)tp->tp_alloc(tp, 0);
     if (!self)
         return NULL;
@@ -488,7 +483,7 @@ static PyObject *Tap_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     self->status = Py_NewRef(Py_None);
     self->headers = Py_NewRef(Py_None);
     self->vectorcall = Tap_vectorcall;
-    return (PyObject *)self;
+    return self;
 }
 
 static int Tap_traverse(TapObject *self, visitproc visit, void *arg)

@@ -318,7 +318,9 @@ static int core_exec(PyObject *m)
     if (add_type(m, &ms->Counter, &fp_Counter_spec, base) < 0 || add_type(m, &ms->Gauge, &fp_Gauge_spec, base) < 0 ||
         add_type(m, &ms->Histogram, &fp_Histogram_spec, base) < 0 ||
         add_type(m, &ms->Summary, &fp_Summary_spec, base) < 0 ||
-        add_type(m, &ms->HttpRecorder, &fp_Recorder_spec, NULL) < 0 || add_type(m, &ms->SendTap, &fp_Tap_spec, NULL) < 0)
+        add_type(m, &ms->HttpRecorder, &fp_Recorder_spec, NULL) < 0 || add_type(m, &ms->SendTap, &fp_Tap_spec, NULL) < 0 ||
+        add_type(m, &ms->HttpMiddleware, &fp_HttpMiddleware_spec, NULL) < 0 ||
+        add_type(m, &ms->HttpCall, &fp_HttpCall_spec, NULL) < 0)
         return -1;
     ms->StoreFullError = PyErr_NewExceptionWithDoc(
         "fastprom._core.StoreFullError", "The metrics store has no room for a new series or family.",
@@ -337,6 +339,16 @@ static int core_exec(PyObject *m)
     ms->s_start = PyUnicode_InternFromString("http.response.start");
     if (!ms->s_type || !ms->s_status || !ms->s_headers || !ms->s_start)
         return -1;
+    struct { PyObject **slot; const char *s; } names[] = {
+        {&ms->s_http, "http"}, {&ms->s_route, "route"}, {&ms->s_fastapi, "fastapi"},
+        {&ms->s_erc, "effective_route_context"}, {&ms->s_original, "original_route"},
+        {&ms->s_root_path, "root_path"}, {&ms->s_app, "app"}, {&ms->s_method, "method"},
+        {&ms->s_other, "_OTHER"}, {&ms->s_close, "close"}, {&ms->s_throw, "throw"}, {&ms->s_call, "_call"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!(*names[i].slot = PyUnicode_InternFromString(names[i].s)))
+            return -1;
+    if (!(ms->i_500 = PyLong_FromLong(500)))
+        return -1;
     return add_constants(m);
 }
 
@@ -351,6 +363,8 @@ static int core_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(ms->Summary);
     Py_VISIT(ms->HttpRecorder);
     Py_VISIT(ms->SendTap);
+    Py_VISIT(ms->HttpMiddleware);
+    Py_VISIT(ms->HttpCall);
     Py_VISIT(ms->StoreFullError);
     Py_VISIT(ms->StoreFileError);
     return 0;
@@ -371,6 +385,21 @@ static int core_clear(PyObject *m)
     Py_CLEAR(ms->s_status);
     Py_CLEAR(ms->s_headers);
     Py_CLEAR(ms->s_start);
+    Py_CLEAR(ms->HttpMiddleware);
+    Py_CLEAR(ms->HttpCall);
+    Py_CLEAR(ms->s_http);
+    Py_CLEAR(ms->s_route);
+    Py_CLEAR(ms->s_fastapi);
+    Py_CLEAR(ms->s_erc);
+    Py_CLEAR(ms->s_original);
+    Py_CLEAR(ms->s_root_path);
+    Py_CLEAR(ms->s_app);
+    Py_CLEAR(ms->s_method);
+    Py_CLEAR(ms->s_other);
+    Py_CLEAR(ms->s_close);
+    Py_CLEAR(ms->s_throw);
+    Py_CLEAR(ms->s_call);
+    Py_CLEAR(ms->i_500);
     Py_CLEAR(ms->StoreFullError);
     Py_CLEAR(ms->StoreFileError);
     return 0;

@@ -23,8 +23,10 @@ typedef struct {
     PyTypeObject *Store;
     PyTypeObject *Metric;   /* shared base, not exported for direct use */
     PyTypeObject *Counter, *Gauge, *Histogram, *Summary;
-    PyTypeObject *HttpRecorder, *SendTap;
+    PyTypeObject *HttpRecorder, *SendTap, *HttpMiddleware, *HttpCall;
     PyObject *s_type, *s_status, *s_headers, *s_start; /* interned message keys */
+    PyObject *s_http, *s_route, *s_fastapi, *s_erc, *s_original, *s_root_path, *s_app, *s_method, *s_other,
+        *s_close, *s_throw, *s_call, *i_500; /* scope keys and constants of the middleware */
     PyObject *StoreFullError;
     PyObject *StoreFileError;
 } module_state;
@@ -102,6 +104,24 @@ PyObject *fp_family_samples(const fp_store *s, uint32_t family, PyObject *sample
 
 /* ---- asgi.c ---- */
 extern PyType_Spec fp_Recorder_spec, fp_Tap_spec;
+
+/* A SendTap: calling it returns whatever the wrapped send returns, so no
+ * Python frame is added per message. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *send;
+    PyObject *status;       /* None until the response starts */
+    PyObject *headers;
+    double started;         /* time.perf_counter() clock; 0 until the response starts */
+    vectorcallfunc vectorcall;
+    module_state *ms;       /* kept alive by our type, which holds the module */
+} TapObject;
+
+/* A new SendTap wrapping send, or NULL with an exception set. */
+TapObject *fp_tap_new(module_state *ms, PyObject *send);
+
+/* ---- asgi_call.c ---- */
+extern PyType_Spec fp_HttpMiddleware_spec, fp_HttpCall_spec;
 /* Content-Length from a header value: digits with blanks around them, at
  * most 18 of them; anything else (it comes from the client) is 0. */
 double fp_content_length(const char *p, Py_ssize_t n);

@@ -196,10 +196,16 @@ class Instrumentator:
         from starlette.requests import Request
         from starlette.responses import Response
 
-        def metrics_endpoint(request: Request) -> Response:
+        from .scrape import SharedRender, StreamedExposition, response_kind
+        #: This endpoint's renders in flight (see scrape.py).
+        self.scrapes = shared = SharedRender()
+
+        async def metrics_endpoint(request: Request) -> Response:
             _check_multiproc_dir("env PROMETHEUS_MULTIPROC_DIR='{}' is not a directory; create it or unset it")
-            e = self.render(request.headers.get("accept"), request.headers.get("accept-encoding"), should_gzip)
-            return Response(content=e.body, headers=e.headers)
+            accept, encoding = request.headers.get("accept"), request.headers.get("accept-encoding")
+            e = await shared.get(response_kind(accept, encoding, should_gzip),
+                                 lambda: self.render(accept, encoding, should_gzip))
+            return StreamedExposition(e)
 
         # Real classes, not the strings this module's annotations are: FastAPI
         # reads them to inject the request.  The name is PFI's: FastAPI makes

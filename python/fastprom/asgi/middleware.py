@@ -13,7 +13,7 @@ import re
 from time import perf_counter
 from typing import Any, Awaitable, Callable, FrozenSet, Iterable, List, Optional, Sequence, Union
 
-from .._core import SendTap
+from .._core import HttpMiddleware, SendTap
 from ..instruments import Gauge
 from ..registry import REGISTRY
 from . import instrumentations as _metrics
@@ -65,6 +65,13 @@ def _trace_exemplar() -> Optional[Any]:
         if not ctx.is_valid:
             return None
         return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+    def quiet_until() -> float:
+        """The perf_counter() time before which current() returns None
+        without looking (0.0 once a provider is set): the C path skips the
+        call until then."""
+        return 0.0 if configured else next_check
+    current.quiet_until = quiet_until  # type: ignore[attr-defined]
     return current
 
 
@@ -91,7 +98,7 @@ def _redirect_label(app: Any, scope: Scope) -> Optional[str]:
     return str(scope.get("path", ""))
 
 
-class PrometheusInstrumentatorMiddleware:
+class PrometheusInstrumentatorMiddleware(HttpMiddleware):
     """Records HTTP metrics for an ASGI app (FastAPI, Starlette or any other).
 
     Takes the arguments of prometheus-fastapi-instrumentator's middleware of
@@ -195,6 +202,17 @@ class PrometheusInstrumentatorMiddleware:
                         and not self.body_handlers and not should_include_root_path)
         self._exclude_streaming = self._fast is not None and self._fast.exclude_streaming
         self._exclude_streaming_otel = should_exclude_streaming_duration
+        # Calls go to _call, unless configured here: then the common
+        # configuration's HTTP requests are handled by the C base class
+        # (start time, status capture, the lookups _call makes inline, one
+        # record call); what its caches miss goes to _record_slow.
+        # Servers that tell ASGI 3 apps by a coroutine function __call__
+        # (uvicorn) look it up on the instance: this one.  Calls go through
+        # the type's slot, the C base's.
+        self.__call__ = self._call  # type: ignore[method-assign]
+        if self._hot_ok and self.inprogress is None and self._fast is not None:
+            self._configure(app, self._known, self._status_labels, self.known_methods, self._fast.record,
+                            self._exemplar, self._record_slow, self._record_failed, self._exclude_streaming)
 
     def _excluded(self, handler: str, templated: bool) -> bool:
         if not templated and self.should_ignore_untemplated:
@@ -211,7 +229,18 @@ class PrometheusInstrumentatorMiddleware:
                 self._status_labels[status_code] = label
         return label
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    def _record_slow(self, scope: Scope, root0: str, app0: Any, start: float, end: float, resp_start: float,
+                     status_code: Any, resp_headers: Any, exemplar: Optional[dict]) -> None:
+        """HttpMiddleware's path for a request its caches do not cover."""
+        rest = self._record(scope, root0, app0, "", start, end, resp_start, status_code, resp_headers, None, exemplar)
+        assert rest is None  # only the default metrics, no body handlers: nothing to await
+
+    def _record_failed(self, exc: BaseException) -> None:
+        if not self._warned:
+            self._warned = True
+            log.error("fastprom: recording HTTP metrics failed (logged once)", exc_info=exc)
+
+    async def _call(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -1,0 +1,204 @@
+"""The middleware's per-request path in C (HttpMiddleware and the HttpCall
+awaitable): it drives the app's coroutine through send, throw, close and
+cancellation, and records each request once, as the Python path does."""
+import asyncio
+import gc
+
+import pytest
+from fastapi import FastAPI
+
+import fastprom
+from fastprom._core import HttpCall, HttpMiddleware
+from fastprom.asgi import PrometheusInstrumentatorMiddleware
+
+
+def build():
+    app = FastAPI()
+    gate = {}
+
+    @app.get("/ok")
+    async def ok():
+        return {"ok": True}
+
+    @app.get("/wait")
+    async def wait():
+        await gate["event"].wait()
+        return {"waited": True}
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("boom")
+
+    registry = fastprom.CollectorRegistry()
+    fastprom.Instrumentator(registry=registry).instrument(app)
+    return app, registry, gate
+
+
+def scope(path):
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": [],
+            "client": ("127.0.0.1", 1), "server": ("x", 80)}
+
+
+async def receive():
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def total(registry, handler, status):
+    return registry.get_sample_value("http_requests_total", {"handler": handler, "method": "GET", "status": status})
+
+
+def middleware_of(app):
+    app.middleware_stack = app.build_middleware_stack()
+    mw = app.middleware_stack
+    while not isinstance(mw, PrometheusInstrumentatorMiddleware):
+        mw = mw.app
+    return mw
+
+
+def test_the_common_configuration_is_handled_in_c():
+    app, registry, _ = build()
+    mw = middleware_of(app)
+    assert isinstance(mw, HttpMiddleware)
+    sent = []
+
+    async def send(m):
+        sent.append(m)
+
+    async def main():
+        for _ in range(3):  # the first goes through the slow path, which fills the caches
+            call = mw(scope("/ok"), receive, send)
+            assert type(call) is HttpCall
+            await call
+    asyncio.run(main())
+    assert total(registry, "/ok", "2xx") == 3
+    assert [m["type"] for m in sent].count("http.response.start") == 3
+
+
+def test_exceptions_cancellation_and_close_are_recorded_once():
+    app, registry, gate = build()
+    mw = middleware_of(app)
+
+    async def send(m):
+        pass
+
+    async def main():
+        gate["event"] = asyncio.Event()
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="boom"):
+                await mw(scope("/boom"), receive, send)
+        # Cancelled while the app is suspended: the app sees the cancellation.
+        for _ in range(2):
+            task = asyncio.ensure_future(mw(scope("/wait"), receive, send))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # Driven by hand: send, then close while suspended.
+        call = mw(scope("/wait"), receive, send).__await__()
+        assert call.send(None) is not None  # suspended on the event's future
+        call.close()
+        call.close()  # a second close does nothing
+        # throw() reaches the app's coroutine.
+        call = mw(scope("/wait"), receive, send).__await__()
+        call.send(None)
+        with pytest.raises(KeyError, match="thrown"):
+            call.throw(KeyError("thrown"))
+        with pytest.raises(RuntimeError, match="already awaited"):
+            call.send(None)
+        # Resumed normally.
+        task = asyncio.ensure_future(mw(scope("/wait"), receive, send))
+        await asyncio.sleep(0)
+        gate["event"].set()
+        await task
+    asyncio.run(main())
+    assert total(registry, "/boom", "5xx") == 2
+    assert total(registry, "/wait", "5xx") == 4  # two cancelled, one closed, one thrown into: no response
+    assert total(registry, "/wait", "2xx") == 1
+
+
+def test_other_scope_types_and_a_failing_app():
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(scope["type"])
+
+    registry = fastprom.CollectorRegistry()
+    mw = PrometheusInstrumentatorMiddleware(app, registry=registry)
+
+    async def main():
+        await mw({"type": "lifespan"}, receive, None)
+        await mw(scope("/x"), receive, None)
+    asyncio.run(main())
+    assert calls == ["lifespan", "http"]
+    assert registry.get_sample_value("http_requests_total",
+                                     {"handler": "none", "method": "GET", "status": "5xx"}) == 1
+
+    def not_async(scope, receive, send):
+        raise ValueError("at once")
+    mw = PrometheusInstrumentatorMiddleware(not_async, registry=fastprom.CollectorRegistry())
+    with pytest.raises(ValueError, match="at once"):
+        mw(scope("/x"), receive, None)
+    mw = PrometheusInstrumentatorMiddleware(lambda s, r, se: 42, registry=fastprom.CollectorRegistry())
+    with pytest.raises(TypeError, match="not awaitable"):
+        mw(scope("/x"), receive, None)
+    with pytest.raises(TypeError, match="HttpCall objects are made"):
+        HttpCall()
+
+
+def test_no_objects_are_left_behind():
+    app, registry, _ = build()
+    mw = middleware_of(app)
+
+    async def send(m):
+        pass
+
+    async def run(n):
+        for _ in range(n):
+            await mw(scope("/ok"), receive, send)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run(200))
+        gc.collect()
+        before = len(gc.get_objects())
+        loop.run_until_complete(run(2000))
+        gc.collect()
+        assert len(gc.get_objects()) - before < 100
+    finally:
+        loop.close()
+    assert total(registry, "/ok", "2xx") == 2200
+
+
+def test_the_exemplar_probe_is_skipped_while_it_says_so():
+    import time
+    calls, records, slow = [], [], []
+    quiet = {"until": time.perf_counter() + 3600}
+
+    def exemplar():
+        calls.append(1)
+        return None
+    exemplar.quiet_until = lambda: quiet["until"]
+
+    async def app(scope, receive, send):
+        pass
+
+    class M(HttpMiddleware):
+        async def _call(self, scope, receive, send):
+            raise AssertionError("not the Python path")
+
+    m = M()
+    m._configure(app, {}, {}, frozenset({"GET"}), lambda *a: records.append(a), exemplar,
+                 lambda *a: slow.append(a), lambda e: None, False)
+
+    async def main(n):
+        for _ in range(n):
+            await m(scope("/x"), receive, None)
+    asyncio.run(main(3))
+    assert len(calls) == 1 and len(slow) == 3  # asked once, then quiet
+    quiet["until"] = 0.0  # a provider is set: asked on every request
+    m._configure(app, {}, {}, frozenset({"GET"}), lambda *a: records.append(a), exemplar,
+                 lambda *a: slow.append(a), lambda e: None, False)
+    asyncio.run(main(3))
+    assert len(calls) == 4
+    asyncio.run(main(2))
+    assert len(calls) == 6 and len(slow) == 8 and not records
