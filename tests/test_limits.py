@@ -224,7 +224,7 @@ def test_negotiation_reads_a_bounded_part_of_huge_headers(registry, header):
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        exposition._choice(header)
+        exposition.negotiate_format(header)
         exposition.accepts_gzip(header)
         exposition.choose_encoder(header)
         peak = tracemalloc.get_traced_memory()[1]

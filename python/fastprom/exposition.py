@@ -183,10 +183,6 @@ def negotiate_format(accept: Optional[str]) -> Format:
     return best
 
 
-def _choice(accept: Optional[str]) -> Format:
-    return negotiate_format(accept)
-
-
 def choose_format(accept: Optional[str]) -> bool:
     """True when the Accept header prefers an OpenMetrics text format over
     the others (see ``negotiate``)."""

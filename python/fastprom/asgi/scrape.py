@@ -23,16 +23,16 @@ from typing import Any, Callable, Dict, Hashable, Optional, Tuple
 
 from starlette.responses import Response
 
-from ..exposition import Exposition, _choice, accepts_gzip
+from ..exposition import Exposition, accepts_gzip, negotiate_format
 
 #: Bytes per ``http.response.body`` message of a streamed body.
 CHUNK = 64 * 1024
 
 
 def response_kind(accept: Optional[str], accept_encoding: Optional[str], allow_gzip: bool) -> Hashable:
-    """What decides a scrape's response: (OpenMetrics?, Content-Type,
-    escaping, gzip?).  Scrapes of one kind can share a body."""
-    return (*_choice(accept), bool(allow_gzip and accepts_gzip(accept_encoding)))
+    """What decides a scrape's response: (protocol, Content-Type, escaping,
+    gzip?).  Scrapes of one kind can share a body."""
+    return (*negotiate_format(accept), bool(allow_gzip and accepts_gzip(accept_encoding)))
 
 
 class SharedRender:
