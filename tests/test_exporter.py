@@ -94,6 +94,54 @@ def test_the_exporter_maps_the_store_read_only_and_a_write_through_it_fails(tmp_
     assert open(path, "rb").read() == before
 
 
+DAMAGE_AFTER_OPEN = textwrap.dedent("""
+    import mmap, os, struct, sys
+    from fastprom import _core
+    path, marker = sys.argv[1], sys.argv[2].encode()
+    store = _core.Store(path=path, readonly=True)
+    assert marker in _core.render([store], 0)
+    # Another process damages the file after the open checked it: the
+    # series' label text length (records.h: the u32 40 bytes before the
+    # record's text offset) becomes huge.
+    with open(path, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 0)
+        text_at = m.find(b'k="' + marker)
+        assert text_at > 0
+        field = m.find(struct.pack("<Q", text_at))
+        assert field > 40 and field % 8 == 0, field
+        m[field - 40:field - 36] = struct.pack("<I", 0xFFFFFFFF)
+        m.flush()
+    out = _core.render([store], 0)
+    assert marker not in out, out
+    print("damaged series left out", flush=True)
+    # Cut shorter than the mapping: taken as replaced, so the exporter reopens.
+    os.truncate(path, 1 << 20)
+    print("replaced after truncation:", store.replaced(), flush=True)
+""")
+
+
+def test_a_read_only_reader_survives_damage_and_truncation_after_it_opened(tmp_path):
+    code = "from fastprom import Counter; Counter('jobs', 'Jobs.', ['k']).labels('marker-7f3a').inc(3)"
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path), FASTPROM_STORE_SIZE="8M")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    path = str(tmp_path / "fastprom.store")
+    r = subprocess.run([sys.executable, "-c", DAMAGE_AFTER_OPEN, path, "marker-7f3a"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert "damaged series left out" in r.stdout
+    assert "replaced after truncation: True" in r.stdout
+
+
+def test_a_fifo_at_the_store_path_is_refused_not_waited_on(tmp_path):
+    fifo = str(tmp_path / "fastprom.store")
+    os.mkfifo(fifo)
+    code = ("import sys\nfrom fastprom import _core\n"
+            "try:\n    _core.Store(path=sys.argv[1], readonly=True)\n"
+            "except (_core.StoreFileError, OSError) as e:\n    print('refused:', e)\n")
+    r = subprocess.run([sys.executable, "-c", code, fifo], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "refused:" in r.stdout and "regular file" in r.stdout, (r.stdout, r.stderr)
+
+
 def test_a_read_only_open_and_render_while_a_worker_creates_families_and_series_never_fails(tmp_path):
     from fastprom import _core, generate_latest
     from fastprom.exporter import StoreView, exporter_registry

@@ -272,3 +272,30 @@ def test_shared_store_of_several_processes(tmp_path):
     byname = {f.name: f for f in fams}
     assert byname["seen"].metric[0].gauge.value == 2
     assert len(byname["each"].metric) == 2  # one per process, with its pid label
+
+
+@pytest.mark.parametrize("count", [1.5, -1.0])
+def test_a_summary_count_protobuf_cannot_hold_is_refused(registry, count):
+    """A summary's sample_count is an unsigned integer in the schema (there is
+    no float twin, as histograms have): written as a double it would make
+    Prometheus refuse the whole scrape."""
+    class C:
+        def collect(self):
+            yield SummaryMetricFamily("s", "S.", count_value=count, sum_value=2.0)
+
+    registry.register(C())
+    with pytest.raises(ValueError, match="summary family s: the protobuf format needs a count that is a whole"):
+        registry.render(protobuf=True)
+    assert b"s_count " in registry.render(False)
+
+
+def test_a_timestamp_past_what_milliseconds_hold_is_refused(registry):
+    class C:
+        def collect(self):
+            g = GaugeMetricFamily("g", "G.", labels=["x"])
+            g.add_metric(["x"], 1.0, timestamp=1e300)
+            yield g
+
+    registry.register(C())
+    with pytest.raises(ValueError, match="has a timestamp out of range"):
+        registry.render(protobuf=True)

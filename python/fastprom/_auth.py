@@ -105,8 +105,11 @@ def _tls(path: str, tls: Any) -> TLSServerConfig:
     def rel(p: Optional[str]) -> Optional[str]:
         return None if p is None else os.path.join(here, str(p))
 
+    for field in ("cert_file", "key_file", "client_ca_file"):
+        if field in tls and tls[field] is not None and not isinstance(tls[field], str):
+            raise WebConfigError(f"{path!r}: tls_server_config's {field} must be a file name, not {tls[field]!r}")
     auth_type = tls.get("client_auth_type", "NoClientCert")
-    if auth_type not in _CLIENT_AUTH_TYPES:
+    if not isinstance(auth_type, str) or auth_type not in _CLIENT_AUTH_TYPES:
         raise WebConfigError(f"{path!r}: client_auth_type {auth_type!r} is not one of "
                              f"{', '.join(sorted(_CLIENT_AUTH_TYPES))}")
     cert, key = rel(tls["cert_file"]), rel(tls["key_file"])
@@ -126,6 +129,22 @@ class BasicAuth:
         self._key = os.urandom(32)
         self._good: Dict[bytes, bool] = {}
         self._lock = threading.Lock()
+        self._dummy: Optional[bytes] = None
+
+    def _dummy_hash(self) -> bytes:
+        """A hash of a random password at the cost the configured hashes use."""
+        if self._dummy is None:
+            import bcrypt
+
+            rounds = 12
+            for hashed in self._users.values():
+                try:
+                    rounds = int(hashed.split(b"$")[2])
+                except (IndexError, ValueError):
+                    pass
+                break
+            self._dummy = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(max(4, min(rounds, 31))))
+        return self._dummy
 
     def check(self, header: Optional[str]) -> bool:
         """True when the ``Authorization`` header holds a known user and its password."""
@@ -141,6 +160,11 @@ class BasicAuth:
         user = user_b.decode("utf-8", "replace")
         hashed = self._users.get(user)
         if hashed is None:
+            # As slow as a wrong password, so the time of an answer does not
+            # tell which user names exist.
+            import bcrypt
+
+            bcrypt.checkpw(password, self._dummy_hash())
             return False
         digest = hmac.new(self._key, hashed + b"\0" + decoded, hashlib.sha256).digest()
         with self._lock:

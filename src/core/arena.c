@@ -438,7 +438,9 @@ out:
 int fp_store_open_readonly(fp_store *s, const char *path, char *err, size_t errlen)
 {
     store_reset(s, 1);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: a FIFO at the path must not hang the open (it is then
+     * refused as not a regular file); a regular file ignores the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT)
             return FP_ENOTFOUND;
@@ -513,7 +515,9 @@ int fp_store_replaced(const fp_store *s)
         return 0;
     if (stat(s->path, &now) != 0 || fstat(s->fd, &mine) != 0)
         return 1;
-    return now.st_dev != mine.st_dev || now.st_ino != mine.st_ino;
+    /* A file cut shorter than the mapping would fault the next read of
+     * what is past its end: taken as replaced, so the caller reopens. */
+    return now.st_dev != mine.st_dev || now.st_ino != mine.st_ino || (uint64_t)mine.st_size < s->size;
 }
 
 void fp_store_close(fp_store *s)

@@ -50,6 +50,15 @@ static inline void fp_text_read(const fp_store *s, fp_off off, size_t len, char 
     }
 }
 
+/* 1 if `len` bytes of text at `off` (a series' `text_cap` long) lie in the
+ * mapping.  The open checks every record, but a reader that keeps a file
+ * mapped for long (the exporter) reads what others wrote since: a damaged
+ * length must not make it copy past the mapping. */
+static inline int fp_text_fits(const fp_store *s, fp_off off, uint64_t len, uint64_t cap)
+{
+    return len <= cap && off <= s->size && ((len + 7) & ~(uint64_t)7) <= s->size - off;
+}
+
 static inline void fp_text_write(fp_store *s, fp_off off, const char *src, size_t len)
 {
     fp_word *w = (fp_word *)(s->base + off);

@@ -102,6 +102,8 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
          * it: a process that reused a dead one's pid has its own series
          * with the same labels, and the later process's value is shown. */
         uint32_t ll = per_pid ? se->text_len : se->base_len;
+        if (!fp_text_fits(s, per_pid ? se->text : se->base, ll, se->text_cap))
+            continue;
         size_t at = texts.len;
         if (!fp_buf_reserve(&texts, ll ? ll : 1)) {
             rc = FP_ENOHEAP;
@@ -212,7 +214,9 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         if (!fp_series_live(se))
             continue;
         uint32_t tl = se->text_len;
-        if (!fp_buf_reserve(&text, tl + 1)) {
+        if (!fp_text_fits(s, se->text, tl, se->text_cap))
+            continue;
+        if (!fp_buf_reserve(&text, (size_t)tl + 1)) {
             rc = FP_ENOHEAP;
             break;
         }

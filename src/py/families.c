@@ -479,6 +479,13 @@ static int pb_sample(fp_buf *b, pb_metric *m, PyObject *s, const char *type, con
         PyErr_Format(PyExc_ValueError, "sample %R has a non-finite timestamp", sname);
         goto done;
     }
+    /* Milliseconds in an int64 (a double out of its range has no defined
+     * conversion). */
+    if (has_ts && !(fabs(ts) < 9e15)) {
+        PyErr_Format(PyExc_ValueError, "sample %R has a timestamp out of range (at most 9e15 s either side of 1970)",
+                     sname);
+        goto done;
+    }
     /* The labels, sorted; the key is them without the bound label. */
     m->text.len = m->key.len = 0;
     if (labels_text(&m->text, labels, -1) < 0)
@@ -545,7 +552,17 @@ static int pb_sample(fp_buf *b, pb_metric *m, PyObject *s, const char *type, con
         }
         break;
     case ROLE_CREATED: m->created = value; m->has_created = 1; break;
-    case ROLE_COUNT: m->count = value; break;
+    case ROLE_COUNT:
+        /* A summary's sample_count is an integer only (a histogram's has a
+         * float twin). */
+        if (m->pbtype == FP_PB_SUMMARY && !(value >= 0 && value < 18446744073709551616.0 && value == floor(value))) {
+            PyErr_Format(PyExc_ValueError,
+                         "sample %R of summary family %s: the protobuf format needs a count that is a whole number "
+                         "of at least 0", sname, fam);
+            goto done;
+        }
+        m->count = value;
+        break;
     case ROLE_SUM: m->sum = value; break;
     case ROLE_BUCKET: {
         size_t bm = fp_pb_open(&m->sub, FP_PB_H_BUCKET);
