@@ -32,6 +32,7 @@ if [ ! -x "$src/python3.13/configure" ]; then
     echo "== downloading Debian 13's python3.13 source package"
     if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
     # Build dependencies of the interpreter's optional modules we rely on.
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
         build-essential dpkg-dev libssl-dev zlib1g-dev libffi-dev libsqlite3-dev libbz2-dev \
         liblzma-dev libreadline-dev libexpat1-dev uuid-dev >/dev/null

@@ -390,37 +390,6 @@ badnames:
     return NULL;
 }
 
-static PyObject *new_child(MetricObject *self, PyObject *key);
-
-static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
-{
-    if (!self->children) { /* a child: prometheus_client's message, naming its labels */
-        PyObject *z = PyObject_CallFunction((PyObject *)&PyZip_Type, "OO", self->labelnames, self->labelvalues);
-        PyObject *d = z ? PyObject_CallOneArg((PyObject *)&PyDict_Type, z) : NULL;
-        if (d)
-            PyErr_Format(PyExc_ValueError, "%s:%s already has labels set (%R); can not chain calls to .labels()",
-                         TYPE_AND_NAME(self), d);
-        Py_XDECREF(z);
-        Py_XDECREF(d);
-        return NULL;
-    }
-    PyObject *key = label_values(self, args, kw);
-    if (!key)
-        return NULL;
-    /* A strong reference: on a free-threaded build another thread may
-     * remove the entry at any moment. */
-    PyObject *child;
-    int r = PyDict_GetItemRef(self->children, key, &child);
-    if (r != 0) {
-        Py_DECREF(key);
-        return child;
-    }
-    Py_BEGIN_CRITICAL_SECTION(self);
-    child = new_child(self, key);
-    Py_END_CRITICAL_SECTION();
-    return child;
-}
-
 /* labels() of a label set not in the cache: creates the child and caches
  * it (steals `key`).  Runs in the parent's critical section, so that it
  * and remove() do not interleave; two threads asking for the same new
@@ -472,6 +441,36 @@ static PyObject *new_child(MetricObject *self, PyObject *key)
     Py_DECREF(c);
     return rc < 0 ? NULL : kept;
 }
+
+static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
+{
+    if (!self->children) { /* a child: prometheus_client's message, naming its labels */
+        PyObject *z = PyObject_CallFunction((PyObject *)&PyZip_Type, "OO", self->labelnames, self->labelvalues);
+        PyObject *d = z ? PyObject_CallOneArg((PyObject *)&PyDict_Type, z) : NULL;
+        if (d)
+            PyErr_Format(PyExc_ValueError, "%s:%s already has labels set (%R); can not chain calls to .labels()",
+                         TYPE_AND_NAME(self), d);
+        Py_XDECREF(z);
+        Py_XDECREF(d);
+        return NULL;
+    }
+    PyObject *key = label_values(self, args, kw);
+    if (!key)
+        return NULL;
+    /* A strong reference: on a free-threaded build another thread may
+     * remove the entry at any moment. */
+    PyObject *child;
+    int r = PyDict_GetItemRef(self->children, key, &child);
+    if (r != 0) {
+        Py_DECREF(key);
+        return child;
+    }
+    Py_BEGIN_CRITICAL_SECTION(self);
+    child = new_child(self, key);
+    Py_END_CRITICAL_SECTION();
+    return child;
+}
+
 
 static PyObject *Metric_remove(MetricObject *self, PyObject *args)
 {
