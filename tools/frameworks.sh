@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The framework range pyproject declares, both ends: the oldest FastAPI and
-# Starlette it allows (fastapi 0.100.0 with starlette 0.27.0) and the newest
+# Starlette it allows (fastapi 0.133.0 with starlette 1.7.0) and the newest
 # on PyPI, each in a virtual environment of its own, running the tests that
 # serve FastAPI and Starlette apps through real uvicorn servers.
 #   tools/frameworks.sh [oldest] [newest]   (both when none is named)
@@ -14,8 +14,10 @@ py=${PYTHON:-python3}
 cache=${FASTPROM_VENV_CACHE:-/var/cache/fastprom-ci/venvs}
 ends=("$@")
 [ ${#ends[@]} -gt 0 ] || ends=(oldest newest)
-# The oldest FastAPI pyproject's extras allow, and the Starlette it takes.
-oldest=("fastapi==0.100.0" "starlette==0.27.0")
+# The oldest pyproject allows: Starlette 1.7 is the first to leave the
+# matched route in the scope, which route templates of plain Starlette apps
+# and mounts are read from; FastAPI 0.133 is the first that allows it.
+oldest=("fastapi==0.133.0" "starlette==1.7.0")
 newest=("fastapi" "starlette")
 # prometheus-fastapi-instrumentator needs a newer Starlette than the oldest
 # end, so the comparison tests against it are left out here.
@@ -32,7 +34,7 @@ for end in "${ends[@]}"; do
     "$v/bin/python" -m pip install -q --upgrade pip
     "$v/bin/python" -m pip install -q --upgrade "${pins[@]}" "pytest>=7" "hypothesis>=6" "prometheus_client>=0.20" \
         "uvicorn[standard]>=0.23" "httpx>=0.24" "websockets>=11" "gunicorn>=21" "uvicorn-worker>=0.2" \
-        "granian>=2.0" "hypercorn>=0.16"
+        "granian>=2.0" "hypercorn>=0.16" "opentelemetry-api>=1.20" "opentelemetry-sdk>=1.20"
     "$v/bin/python" -m pip install -q --force-reinstall --no-deps .
     "$v/bin/python" -m pip install -q --no-deps --upgrade "${pins[@]}"
     got=$("$v/bin/python" -c 'import fastapi, starlette; print(f"fastapi {fastapi.__version__}, starlette {starlette.__version__}")')
