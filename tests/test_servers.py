@@ -4,6 +4,8 @@ gunicorn with the uvicorn-worker package, granian's ASGI interface and
 hypercorn.  Where the server has workers, two of them share one store and
 every scrape must report the exact number of requests made.  Every server
 started here is stopped; every load loop is bounded in count and in time."""
+import importlib.util
+import sysconfig
 import time
 
 import httpx
@@ -69,6 +71,9 @@ SERVERS = [
 @pytest.mark.parametrize("server,workers,args", SERVERS,
                          ids=[f"{s}-{w}w{''.join(a)}" for s, w, a in SERVERS])
 def test_exact_counts_under_each_server(tmp_path, server, workers, args):
+    module = {"gunicorn": "uvicorn_worker"}.get(server, server)
+    if sysconfig.get_config_var("Py_GIL_DISABLED") and importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} has no free-threaded build to install")
     env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)} if workers > 1 else {}
     if "--reload" in args:
         # The reloader watches the app's folder; a file changed under it

@@ -25,7 +25,13 @@ for ver in "${versions[@]}"; do
     [ -x "$v/bin/python" ] || "$py" -m venv "$v"
     "$v/bin/python" -m pip install -q --upgrade pip
     FASTPROM_WERROR=1 "$v/bin/python" -m pip install -q --force-reinstall --no-deps .
-    "$v/bin/python" -m pip install -q ".[test]" || echo "== $ver: not every test package installs here"
+    if [ "$ver" = 3.13t ]; then
+        # What has free-threaded wheels (see run-tests): no granian there yet.
+        "$v/bin/python" -m pip install -q --only-binary=:all: "pytest>=7" "prometheus_client>=0.20" "fastapi>=0.133" \
+            "starlette>=1.7" "uvicorn>=0.23" "httpx>=0.24" "gunicorn>=21" "uvicorn-worker>=0.2" "hypercorn>=0.16"
+    else
+        "$v/bin/python" -m pip install -q ".[test]"
+    fi
     "$v/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$out/$ver.xml" tests/test_threads.py \
         tests/test_servers.py || true
 done
