@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-python3}
 limit=${QUICK_TIMEOUT:-300}
 scripts=("$@")
-[ ${#scripts[@]} -gt 0 ] || scripts=(micro render protobuf asgi instructions endpoint memory multiproc_scrape http)
+[ ${#scripts[@]} -gt 0 ] || scripts=(micro render protobuf asgi instructions endpoint memory multiproc_scrape http threads)
 [ -z "${BENCH_OUT:-}" ] || mkdir -p "$BENCH_OUT"
 passed=0 failed=0 failures=""
 for s in "${scripts[@]}"; do

@@ -1,4 +1,4 @@
-"""Real servers for the HTTP tests: uvicorn (or gunicorn) in a subprocess on
+"""Real servers for the HTTP tests: uvicorn, gunicorn, granian or hypercorn in a subprocess on
 127.0.0.1 with a free port, and the Prometheus server."""
 import contextlib
 import json
@@ -37,24 +37,34 @@ def wait_for(port, proc, timeout=30.0):
 @contextlib.contextmanager
 def uvicorn_server(lib="fastprom", opts=None, expose=None, extra_args=(), env=None, app="instrumented:create_app",
                    server="uvicorn", workers=1):
-    """Serves tests/apps/<app> with uvicorn (or gunicorn with uvicorn
-    workers); yields the base URL.  The process is in .proc of the URL object."""
+    """Serves tests/apps/<app> with uvicorn, gunicorn with uvicorn workers,
+    granian (ASGI) or hypercorn; yields the base URL.  The process is in .proc of the URL object."""
     port = free_port()
     e = dict(os.environ, FASTPROM_TEST_LIB=lib, FASTPROM_TEST_OPTS=json.dumps(opts or {}),
              FASTPROM_TEST_EXPOSE=json.dumps(expose or {}), PYTHONUNBUFFERED="1")
     e.update(env or {})
     apps = os.path.join(HERE, "apps")
+    module, func = app.split(":")
     if server == "gunicorn":
-        module, func = app.split(":")
+        # The uvicorn-worker package: the maintained successor of uvicorn.workers.
         cmd = [sys.executable, "-m", "gunicorn", f"{module}:{func}()", "--chdir", apps, "-k",
-               "uvicorn.workers.UvicornWorker", "-w", str(workers), "--bind", f"127.0.0.1:{port}",
+               "uvicorn_worker.UvicornWorker", "-w", str(workers), "--bind", f"127.0.0.1:{port}",
                "--log-level", "warning", "--graceful-timeout", "5", "--no-control-socket", *extra_args]
+    elif server == "granian":
+        cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--working-dir", apps,
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+               *extra_args, app]
+    elif server == "hypercorn":
+        e["PYTHONPATH"] = os.pathsep.join(filter(None, [apps, e.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+               "--graceful-timeout", "5", *extra_args, f"{module}:{func}()"]
     else:
         cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--app-dir", apps, "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", *extra_args]
         if workers > 1:
             cmd += ["--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A session of its own: a server's reloader or workers are stopped with it.
+    proc = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     base = Base(f"http://127.0.0.1:{port}")
     base.proc = proc
     try:
@@ -86,6 +96,7 @@ def children(pid):
 
 
 def stop(proc, timeout=10.0):
+    """Stops a server started here, then whatever of its process group is left."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -93,3 +104,7 @@ def stop(proc, timeout=10.0):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

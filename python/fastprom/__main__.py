@@ -21,6 +21,13 @@ def _main() -> None:
     if module is None:
         print(USAGE, file=sys.stderr)
         raise SystemExit(2)
+    if args[0] == "demo":
+        import importlib.util
+
+        missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"fastprom demo needs {' and '.join(missing)}: pip install 'fastprom[demo]'", file=sys.stderr)
+            raise SystemExit(2)
     importlib.import_module(module, __package__).main(args[1:])
 
 

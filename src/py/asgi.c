@@ -272,7 +272,7 @@ static void free_bundle(PyObject *capsule) { PyMem_Free(PyCapsule_GetPointer(cap
  * re-checked after removals, or found (and cached) now.  The copy matters:
  * resolving may run Python code (a warning), which may empty the cache.
  * 0 or -1. */
-static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
+static int bundle_for_locked(RecorderObject *self, PyObject *const *hms, bundle *out)
 {
     const fp_store *s = &self->highr->store->st;
     /* Read before any lookup: a removal after this is seen next time. */
@@ -281,11 +281,14 @@ static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
     if (!key)
         return -1;
     int rc = -1;
-    PyObject *cap = PyDict_GetItemWithError(self->cache, key);
-    if (cap) {
+    PyObject *cap;
+    int got = PyDict_GetItemRef(self->cache, key, &cap);
+    if (got > 0) {
         bundle *b = PyCapsule_GetPointer(cap, "fastprom.bundle");
-        if (!b)
+        if (!b) {
+            Py_DECREF(cap);
             goto done;
+        }
         int live = 1;
         if (b->removals != removals) {
             live = !b->overflowed; /* room may have been made */
@@ -296,9 +299,10 @@ static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
             b->removals = removals;
             *out = *b;
             rc = 0;
+            Py_DECREF(cap);
             goto done;
         }
-        Py_INCREF(cap); /* keeps b alive, whatever resolving does to the cache */
+        /* Our reference keeps b alive, whatever resolving does to the cache. */
         rc = resolve(self, hms, out);
         if (rc >= 0) {
             out->removals = removals;
@@ -306,7 +310,7 @@ static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
             rc = 0;
         }
         Py_DECREF(cap);
-    } else if (!PyErr_Occurred() && (rc = resolve(self, hms, out)) >= 0) {
+    } else if (got == 0 && (rc = resolve(self, hms, out)) >= 0) {
         out->removals = removals;
         /* A kind counted under an overflow series is not cached: the
          * kinds past a limit are the unbounded ones. */
@@ -328,6 +332,17 @@ static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
     }
 done:
     Py_DECREF(key);
+    return rc;
+}
+
+/* bundle_for_locked in the recorder's critical section: the cache and the
+ * bundles in it are shared by every request (every thread, without a GIL). */
+static int bundle_for(RecorderObject *self, PyObject *const *hms, bundle *out)
+{
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    rc = bundle_for_locked(self, hms, out);
+    Py_END_CRITICAL_SECTION();
     return rc;
 }
 
@@ -412,7 +427,9 @@ static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py
 
 static PyObject *Recorder_forget(RecorderObject *self, PyObject *Py_UNUSED(ignored))
 {
+    Py_BEGIN_CRITICAL_SECTION(self);
     PyDict_Clear(self->cache);
+    Py_END_CRITICAL_SECTION();
     Py_RETURN_NONE;
 }
 

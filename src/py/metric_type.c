@@ -122,8 +122,7 @@ static int overflow_series(MetricObject *m, fp_series **out, int limited)
     rc = 0;
     if (limited) {
         fp_add(&m->fam->limited, 1);
-        if (!m->limit_warned) {
-            m->limit_warned = 1;
+        if (!__atomic_exchange_n(&m->limit_warned, 1, __ATOMIC_RELAXED)) {
             if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                                  "%s: %llu series, its max_series; new label sets are counted under the series "
                                  "with every label = \"" OVERFLOW_VALUE "\" (fastprom_series_limited_total counts "
@@ -134,8 +133,7 @@ static int overflow_series(MetricObject *m, fp_series **out, int limited)
         goto done;
     }
     fp_add(&fp_hdr(&m->store->st)->overflowed, 1);
-    if (!m->overflow_warned) {
-        m->overflow_warned = 1;
+    if (!__atomic_exchange_n(&m->overflow_warned, 1, __ATOMIC_RELAXED)) {
         if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                              "%s: the metrics store is full; new label sets are counted under the series "
                              "with every label = \"" OVERFLOW_VALUE "\" (raise the store size)",
@@ -179,15 +177,16 @@ static int series_for(MetricObject *m, PyObject *values, fp_series **out)
     return rc;
 }
 
-/* Notes what a cached series pointer was checked against. */
+/* Notes what a cached series pointer was checked against; the caller
+ * holds the object's critical section (or has not published it yet). */
 static void checked(MetricObject *self, fp_series *se, uint64_t removals, int overflowed)
 {
-    self->series = se;
-    self->in_overflow = overflowed;
-    self->removals = removals;
-    self->gen = fp_series_gen(se);
+    FP_STORE(self->series, se);
+    FP_STORE(self->in_overflow, overflowed);
+    FP_STORE(self->gen, fp_series_gen(se));
     if (self->per_process)
-        self->forks = fp_fork_generation();
+        FP_STORE(self->forks, fp_fork_generation());
+    __atomic_store_n(&self->removals, removals, __ATOMIC_RELEASE); /* last: publishes the rest */
 }
 
 /* A cached series whose store has seen a removal since it was checked, or
@@ -195,13 +194,17 @@ static void checked(MetricObject *self, fp_series *se, uint64_t removals, int ov
  * still the same live series, else looks up (or recreates) the series of
  * the same labels -- after a fork, this process's own.  Returns the
  * series, or NULL with an exception set. */
-static fp_series *recheck(MetricObject *self, uint64_t removals)
+static fp_series *recheck_locked(MetricObject *self, uint64_t removals)
 {
+    /* Another thread may have re-checked while this one waited. */
+    if (__atomic_load_n(&self->removals, __ATOMIC_ACQUIRE) == removals &&
+        (!self->per_process || self->forks == fp_fork_generation()))
+        return self->series;
     int forked = self->per_process && self->forks != fp_fork_generation();
     /* A child counted under the overflow series looks again: a removal
      * may have made room for its own. */
     if (!forked && !self->in_overflow && fp_series_still(self->series, self->gen)) {
-        self->removals = removals;
+        __atomic_store_n(&self->removals, removals, __ATOMIC_RELEASE);
         return self->series;
     }
     PyObject *values = self->labelvalues ? Py_NewRef(self->labelvalues) : PyTuple_New(0);
@@ -214,14 +217,26 @@ static fp_series *recheck(MetricObject *self, uint64_t removals)
     return se;
 }
 
+/* recheck_locked in the object's critical section: threads updating one
+ * child after a removal re-check it one at a time. */
+static fp_series *recheck(MetricObject *self, uint64_t removals)
+{
+    fp_series *se;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    se = recheck_locked(self, removals);
+    Py_END_CRITICAL_SECTION();
+    return se;
+}
+
 /* Returns the series to update, or NULL with an exception set.  The fast
  * path is one load and a compare (two for a per-process gauge). */
 static inline fp_series *series_of(MetricObject *self)
 {
-    if (self->series) {
+    if (FP_LOAD(self->series)) {
         uint64_t r = fp_load_acq(self->removals_at);
-        if (r == self->removals && (!self->per_process || self->forks == fp_fork_generation()))
-            return self->series;
+        if (r == __atomic_load_n(&self->removals, __ATOMIC_ACQUIRE) &&
+            (!self->per_process || FP_LOAD(self->forks) == fp_fork_generation()))
+            return FP_LOAD(self->series);
         return recheck(self, r);
     }
     if (!self->store)
@@ -375,32 +390,18 @@ badnames:
     return NULL;
 }
 
-static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
+/* labels() of a label set not in the cache: creates the child and caches
+ * it (steals `key`).  Runs in the parent's critical section, so that it
+ * and remove() do not interleave; two threads asking for the same new
+ * label set get the same child, the first one cached.  Returns a new
+ * reference, or NULL. */
+static PyObject *new_child(MetricObject *self, PyObject *key)
 {
-    if (!self->children) { /* a child: prometheus_client's message, naming its labels */
-        PyObject *z = PyObject_CallFunction((PyObject *)&PyZip_Type, "OO", self->labelnames, self->labelvalues);
-        PyObject *d = z ? PyObject_CallOneArg((PyObject *)&PyDict_Type, z) : NULL;
-        if (d)
-            PyErr_Format(PyExc_ValueError, "%s:%s already has labels set (%R); can not chain calls to .labels()",
-                         TYPE_AND_NAME(self), d);
-        Py_XDECREF(z);
-        Py_XDECREF(d);
-        return NULL;
-    }
-    PyObject *key = label_values(self, args, kw);
-    if (!key)
-        return NULL;
-    PyObject *child = PyDict_GetItemWithError(self->children, key);
-    if (child) {
-        Py_INCREF(child);
-        Py_DECREF(key);
-        return child;
-    }
     fp_series *se;
     /* The removal count is read before the lookup: a removal after it is
      * seen at the child's first update. */
     uint64_t removals = fp_removals(&self->store->st);
-    int found = PyErr_Occurred() ? -1 : series_for(self, key, &se);
+    int found = series_for(self, key, &se);
     if (found < 0) {
         Py_DECREF(key);
         return NULL;
@@ -433,12 +434,43 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
     }
     /* A child of the overflow series is not kept: past a limit, label
      * values are the unbounded ones, and each would stay in memory. */
-    if (!found && PyDict_SetItem(self->children, key, (PyObject *)c) < 0) {
-        Py_DECREF(c);
+    if (found)
+        return (PyObject *)c;
+    PyObject *kept;
+    int rc = PyDict_SetDefaultRef(self->children, key, (PyObject *)c, &kept);
+    Py_DECREF(c);
+    return rc < 0 ? NULL : kept;
+}
+
+static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
+{
+    if (!self->children) { /* a child: prometheus_client's message, naming its labels */
+        PyObject *z = PyObject_CallFunction((PyObject *)&PyZip_Type, "OO", self->labelnames, self->labelvalues);
+        PyObject *d = z ? PyObject_CallOneArg((PyObject *)&PyDict_Type, z) : NULL;
+        if (d)
+            PyErr_Format(PyExc_ValueError, "%s:%s already has labels set (%R); can not chain calls to .labels()",
+                         TYPE_AND_NAME(self), d);
+        Py_XDECREF(z);
+        Py_XDECREF(d);
         return NULL;
     }
-    return (PyObject *)c;
+    PyObject *key = label_values(self, args, kw);
+    if (!key)
+        return NULL;
+    /* A strong reference: on a free-threaded build another thread may
+     * remove the entry at any moment. */
+    PyObject *child;
+    int r = PyDict_GetItemRef(self->children, key, &child);
+    if (r != 0) {
+        Py_DECREF(key);
+        return child;
+    }
+    Py_BEGIN_CRITICAL_SECTION(self);
+    child = new_child(self, key);
+    Py_END_CRITICAL_SECTION();
+    return child;
 }
+
 
 static PyObject *Metric_remove(MetricObject *self, PyObject *args)
 {
@@ -453,7 +485,11 @@ static PyObject *Metric_remove(MetricObject *self, PyObject *args)
     if (!key)
         return NULL;
     values_buf vb = {0};
-    int rc = values_of(key, &vb) < 0 ? -1 : fp_series_remove(&self->store->st, self->family, vb.vp, vb.vl);
+    int rc;
+    /* The series and its cached child go together, not between the steps
+     * of a labels() creating the same child. */
+    Py_BEGIN_CRITICAL_SECTION(self);
+    rc = values_of(key, &vb) < 0 ? -1 : fp_series_remove(&self->store->st, self->family, vb.vp, vb.vl);
     values_free(&vb);
     if (rc == FP_ENOTFOUND)
         rc = FP_OK; /* nothing to remove, as in prometheus_client */
@@ -468,6 +504,7 @@ static PyObject *Metric_remove(MetricObject *self, PyObject *args)
         else
             rc = -1;
     }
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(key);
     if (rc == -1)
         return NULL;
@@ -485,8 +522,10 @@ static PyObject *Metric_clear_series(MetricObject *self, PyObject *Py_UNUSED(ign
         PyErr_Format(PyExc_ValueError, "%s: clear() needs a metric with labels", fp_metric_name(self));
         return NULL;
     }
+    Py_BEGIN_CRITICAL_SECTION(self);
     PyDict_Clear(self->children);
     fp_family_clear(&self->store->st, self->family);
+    Py_END_CRITICAL_SECTION();
     Py_RETURN_NONE;
 }
 
@@ -497,8 +536,13 @@ static PyObject *Metric_after_fork(MetricObject *self, PyObject *Py_UNUSED(ignor
 {
     if (!self->store || !self->fam || !fp_family_per_process(&self->store->st, self->fam) || !self->children)
         Py_RETURN_NONE;
+    int rc = 0;
+    Py_BEGIN_CRITICAL_SECTION(self);
     PyDict_Clear(self->children);
-    if (self->fam->nlabels == 0 && take_own_series(self) < 0)
+    if (self->fam->nlabels == 0)
+        rc = take_own_series(self);
+    Py_END_CRITICAL_SECTION();
+    if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
 }

@@ -172,18 +172,7 @@ static PyObject *core_content_length(PyObject *Py_UNUSED(m), PyObject *arg)
  * fails the full consistency check (debug runs call it after each test). */
 static PyObject *core_check_stores(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 {
-    PyObject *out = PyList_New(0);
-    for (StoreObject *s = fp_open_stores(); out && s; s = s->next) {
-        const char *why = fp_store_check(&s->st, 1);
-        if (!why)
-            continue;
-        /* A reference of our own first: building the row may collect garbage. */
-        PyObject *row = Py_BuildValue("(Ns)", Py_NewRef((PyObject *)s), why);
-        if (!row || PyList_Append(out, row) < 0)
-            Py_CLEAR(out);
-        Py_XDECREF(row);
-    }
-    return out;
+    return fp_check_open_stores();
 }
 
 /* native_schema(factor) -> int: the native schema a bucket factor gives. */
@@ -232,7 +221,7 @@ static PyMethodDef core_methods[] = {
     {"content_length", core_content_length, METH_O,
      "content_length(value) -> int\n\nA Content-Length header value as recorded (malformed: 0)."},
     {"_check_stores", core_check_stores, METH_NOARGS,
-     "_check_stores() -> list\n\n(store, problem) for every open store failing the consistency check."},
+     "_check_stores() -> list\n\n(store, problem) for every open store failing the consistency check; a store is named by its file or address."},
     {NULL}};
 
 /* Adds a new reference (NULL: an error is set) as a module attribute and
@@ -410,7 +399,7 @@ static void core_free(void *m) { core_clear((PyObject *)m); }
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, core_exec},
 #if PY_VERSION_HEX >= 0x030D0000
-    {Py_mod_gil, Py_MOD_GIL_USED},
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED}, /* see state.h: critical sections and atomics */
 #endif
     {0, NULL}};
 

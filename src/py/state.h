@@ -14,10 +14,41 @@
 #include "store.h"
 #include "walk.h"
 
-#if PY_VERSION_HEX < 0x030B0000
-/* Public from 3.11; the same function was private in 3.10. */
-#define PyType_GetModuleByDef _PyType_GetModuleByDef
+/* Free-threaded CPython (3.13t): the C API's critical sections and the
+ * dict functions that return strong references.  On builds with a GIL
+ * the critical sections are plain blocks, and the dict functions are
+ * written here for the versions that lack them. */
+#if PY_VERSION_HEX < 0x030D0000
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+/* 1 with a new reference in *out, 0 (absent, *out NULL), or -1. */
+static inline int PyDict_GetItemRef(PyObject *d, PyObject *k, PyObject **out)
+{
+    *out = Py_XNewRef(PyDict_GetItemWithError(d, k));
+    return *out ? 1 : PyErr_Occurred() ? -1 : 0;
+}
+/* Inserts v unless k is there: 0 (inserted) or 1 (there), with a new
+ * reference to the value now stored in *out; or -1. */
+static inline int PyDict_SetDefaultRef(PyObject *d, PyObject *k, PyObject *v, PyObject **out)
+{
+    PyObject *was = PyDict_GetItemWithError(d, k);
+    if (was) {
+        *out = Py_NewRef(was);
+        return 1;
+    }
+    *out = NULL;
+    if (PyErr_Occurred() || PyDict_SetItem(d, k, v) < 0)
+        return -1;
+    *out = Py_NewRef(v);
+    return 0;
+}
 #endif
+
+/* A field of a binding object that threads read without a lock (without
+ * the GIL on a free-threaded build): relaxed atomic access, so a racing
+ * read sees an old or a new value, never a torn one. */
+#define FP_LOAD(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define FP_STORE(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
 typedef struct {
     PyTypeObject *Store;
@@ -51,6 +82,11 @@ typedef struct {
     PyObject_HEAD
     StoreObject *store;     /* NULL until _bind */
     fp_family *fam;
+    /* The cached series: `series`, `gen`, `in_overflow` and `forks` are
+     * written (FP_STORE) only by checked(), under the object's critical
+     * section, and `removals` last with release order; the update fast
+     * path reads `removals` with acquire order, then `series`, so a thread
+     * that sees the new count sees the series checked against it. */
     fp_series *series;      /* NULL on a parent that has labels */
     const fp_word *removals_at; /* the store's removal count (NULL until _bind) */
     uint64_t removals;      /* its value when `series` was last checked */
@@ -71,8 +107,9 @@ typedef struct {
 extern PyType_Spec fp_Store_spec;
 /* Sets an exception for a negative fp_status, naming `what`; returns NULL. */
 PyObject *fp_raise_status(PyTypeObject *tp, int rc, const char *what);
-/* Every open store, for _core._check_stores(). */
-StoreObject *fp_open_stores(void);
+/* _core._check_stores(): (store, problem) for every open store failing
+ * the full consistency check, the store named by its file or address. */
+PyObject *fp_check_open_stores(void);
 
 /* ---- metric_type.c ---- */
 extern PyType_Spec fp_Metric_spec, fp_Counter_spec, fp_Gauge_spec, fp_Histogram_spec, fp_Summary_spec;

@@ -8,10 +8,45 @@
 #include "render.h"
 
 /* Every open store, so that debug runs can check them all after each test.
- * Linked and unlinked with the GIL held. */
+ * Linked and unlinked with the GIL held, or (free-threaded build) holding
+ * open_lock, which nothing holds while running Python code: a store freed
+ * by a collection would wait for it. */
 static StoreObject *open_stores;
+#ifdef Py_GIL_DISABLED
+static PyMutex open_lock;
+#define OPEN_LOCK() PyMutex_Lock(&open_lock)
+#define OPEN_UNLOCK() PyMutex_Unlock(&open_lock)
+#else
+#define OPEN_LOCK() ((void)0)
+#define OPEN_UNLOCK() ((void)0)
+#endif
 
-StoreObject *fp_open_stores(void) { return open_stores; }
+PyObject *fp_check_open_stores(void)
+{
+    enum { MAX_BAD = 16 };
+    struct { char what[200]; const char *why; } bad[MAX_BAD];
+    int nbad = 0;
+    OPEN_LOCK();
+    for (StoreObject *s = open_stores; s && nbad < MAX_BAD; s = s->next) {
+        const char *why = fp_store_check(&s->st, 1);
+        if (!why)
+            continue;
+        if (s->st.path)
+            snprintf(bad[nbad].what, sizeof bad[nbad].what, "store file %s", s->st.path);
+        else
+            snprintf(bad[nbad].what, sizeof bad[nbad].what, "in-memory store at %p", (void *)s);
+        bad[nbad++].why = why;
+    }
+    OPEN_UNLOCK();
+    PyObject *out = PyList_New(0);
+    for (int i = 0; out && i < nbad; i++) {
+        PyObject *row = Py_BuildValue("(ss)", bad[i].what, bad[i].why);
+        if (!row || PyList_Append(out, row) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(row);
+    }
+    return out;
+}
 
 PyObject *fp_raise_status(PyTypeObject *tp, int rc, const char *what)
 {
@@ -113,10 +148,12 @@ static PyObject *Store_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+    OPEN_LOCK();
     self->next = open_stores;
     if (open_stores)
         open_stores->prev = self;
     open_stores = self;
+    OPEN_UNLOCK();
     if (fp_shared(&self->st) && !self->st.readonly) {
         /* What a process that died creating a series left, put right. */
         Py_BEGIN_ALLOW_THREADS
@@ -144,12 +181,14 @@ static void Store_dealloc(StoreObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     if (self->st.base) {
+        OPEN_LOCK();
         if (self->prev)
             self->prev->next = self->next;
         else if (open_stores == self)
             open_stores = self->next;
         if (self->next)
             self->next->prev = self->prev;
+        OPEN_UNLOCK();
     }
     fp_store_close(&self->st);
     tp->tp_free(self);

@@ -1,0 +1,123 @@
+"""Threads hammering one registry, with exact totals at the end: inc(),
+observe(), labels() of cached and new series, remove() and re-creation,
+while another thread renders.  On a free-threaded CPython (3.13t) this runs
+with the GIL off, which importing fastprom must leave off.
+
+FASTPROM_THREADS_OPS sets the operations per thread (default 20,000; the
+long form the README quotes is 1,000,000)."""
+import os
+import sys
+import sysconfig
+import threading
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+import fastprom as fp
+
+THREADS = 8
+OPS = int(os.environ.get("FASTPROM_THREADS_OPS", "20000"))
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def test_importing_fastprom_leaves_the_gil_off():
+    if not FREE_THREADED:
+        pytest.skip("not a free-threaded interpreter")
+    assert sys._is_gil_enabled() is False
+
+
+def samples(reg):
+    out = {}
+    for fam in parse_text(fp.generate_latest(reg).decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_threads_end_with_exact_totals():
+    reg = fp.CollectorRegistry()
+    c = fp.Counter("ops", "Operations.", ["k"], registry=reg)
+    h = fp.Histogram("lat", "Latency.", ["k"], buckets=(0.5, 1.0), registry=reg)
+    g = fp.Gauge("level", "Level.", registry=reg)
+    plain = fp.Counter("plain", "Unlabelled.", registry=reg)
+    shared = c.labels("shared")
+    start = threading.Barrier(THREADS + 1)
+    stop = threading.Event()
+    errors = []
+    # What each thread's private series must read at the end.
+    own_left = {}
+    renders = [0]
+
+    def worker(j):
+        try:
+            own = f"own-{j}"
+            since_remove = 0
+            start.wait()
+            for i in range(OPS):
+                op = i % 8
+                if op == 0:
+                    shared.inc()
+                elif op == 1:
+                    c.labels("shared").inc(2)  # the cached child, looked up again
+                elif op == 2:
+                    h.labels("shared").observe(0.25 if i % 16 == 2 else 0.75)
+                elif op == 3:
+                    plain.inc()
+                elif op == 4:
+                    g.inc()
+                elif op == 5:
+                    g.dec()
+                elif op == 6:
+                    c.labels(own).inc()
+                    since_remove += 1
+                elif i % 64 == 7:
+                    c.remove(own)  # the next labels(own) makes it again, from 0
+                    since_remove = 0
+                else:
+                    c.labels(f"new-{j}-{i % 512}").inc()
+            own_left[j] = since_remove
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def renderer():
+        start.wait()
+        deadline = time.monotonic() + 600
+        last = 0.0
+        while not stop.is_set() and time.monotonic() < deadline:
+            s = samples(reg)
+            v = s.get(("ops_total", (("k", "shared"),)), 0.0)
+            if v < last:
+                errors.append(AssertionError(f"ops_total went down: {last} -> {v}"))
+            last = v
+            bucket = s.get(("lat_bucket", (("k", "shared"), ("le", "+Inf"))), 0.0)
+            if bucket != s.get(("lat_count", (("k", "shared"),)), 0.0):
+                errors.append(AssertionError("a histogram's +Inf bucket differs from its count"))
+            renders[0] += 1
+
+    threads = [threading.Thread(target=worker, args=(j,)) for j in range(THREADS)]
+    r = threading.Thread(target=renderer)
+    for t in threads + [r]:
+        t.start()
+    for t in threads:
+        t.join(900)
+    stop.set()
+    r.join(60)
+    assert not any(t.is_alive() for t in threads + [r]), "a thread did not finish"
+    assert not errors, errors[:3]
+    assert renders[0] > 0
+
+    per = OPS // 8  # each op kind's share of one thread's loop (OPS is a multiple of 8 here)
+    assert OPS % 8 == 0
+    s = samples(reg)
+    assert s[("ops_total", (("k", "shared"),))] == THREADS * per * 3
+    assert s[("lat_count", (("k", "shared"),))] == THREADS * per
+    assert s[("lat_bucket", (("k", "shared"), ("le", "0.5")))] == THREADS * ((OPS + 13) // 16)
+    assert s[("plain_total", ())] == THREADS * per
+    assert s[("level", ())] == 0
+    for j in range(THREADS):
+        assert s.get(("ops_total", (("k", f"own-{j}"),)), 0.0) == own_left[j]
+    # Every new-series increment, whatever series it made, is there.
+    new = sum(v for (name, labels), v in s.items() if name == "ops_total" and dict(labels)["k"].startswith("new-"))
+    removes = sum(1 for i in range(OPS) if i % 8 == 7 and i % 64 == 7)
+    assert new == THREADS * (per - removes)
