@@ -18,8 +18,6 @@
 #include "labels.h"
 #include "render.h"
 
-#define OVERFLOW_VALUE "fastprom_overflow"
-
 static int Metric_traverse(MetricObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
@@ -59,121 +57,12 @@ const char *fp_metric_name(MetricObject *m)
 /* prometheus_client's str(metric), "counter:name", for a "%s:%s". */
 #define TYPE_AND_NAME(m) (m)->fam ? fp_type_name((m)->fam->type) : "metric", fp_metric_name(m)
 
-/* UTF-8 pointers and lengths of a tuple of str, on the stack for up to 8.
- * 0 or -1; free with values_free. */
-typedef struct {
-    const char *stackp[8];
-    size_t stackl[8];
-    const char **vp;
-    size_t *vl;
-} values_buf;
-
-static int values_of(PyObject *values, values_buf *vb)
-{
-    Py_ssize_t n = PyTuple_GET_SIZE(values);
-    vb->vp = n <= 8 ? vb->stackp : PyMem_Calloc((size_t)n, sizeof *vb->vp);
-    vb->vl = n <= 8 ? vb->stackl : PyMem_Calloc((size_t)n, sizeof *vb->vl);
-    if (!vb->vp || !vb->vl) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t len;
-        if (!(vb->vp[i] = fp_utf8(PyTuple_GET_ITEM(values, i), &len, "label value")))
-            return -1;
-        vb->vl[i] = (size_t)len;
-    }
-    return 0;
-}
-
-static void values_free(values_buf *vb)
-{
-    if (vb->vp && vb->vp != vb->stackp)
-        PyMem_Free(vb->vp);
-    if (vb->vl && vb->vl != vb->stackl)
-        PyMem_Free(vb->vl);
-}
-
-/* The store is full, or the family has reached the metric's max_series
- * (limited): every further new label set of this family is counted under
- * the series whose label values are all OVERFLOW_VALUE, created from the
- * arena's reserve.  Warns once per metric and cause.  0 or -1. */
-static int overflow_series(MetricObject *m, fp_series **out, int limited)
-{
-    uint32_t n = m->fam->nlabels;
-    const char *stackp[8];
-    size_t stackl[8];
-    const char **vp = n <= 8 ? stackp : PyMem_Calloc(n, sizeof *vp);
-    size_t *vl = n <= 8 ? stackl : PyMem_Calloc(n, sizeof *vl);
-    int rc = -1;
-    if (!vp || !vl) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        vp[i] = OVERFLOW_VALUE;
-        vl[i] = sizeof OVERFLOW_VALUE - 1;
-    }
-    int st = fp_series_get(&m->store->st, m->family, vp, vl, 1, 1, out);
-    if (st != FP_OK) {
-        fp_raise_status(Py_TYPE(m), st, fp_metric_name(m));
-        goto done;
-    }
-    rc = 0;
-    if (limited) {
-        fp_add(&m->fam->limited, 1);
-        if (!__atomic_exchange_n(&m->limit_warned, 1, __ATOMIC_RELAXED)) {
-            if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
-                                 "%s: %llu series, its max_series; new label sets are counted under the series "
-                                 "with every label = \"" OVERFLOW_VALUE "\" (fastprom_series_limited_total counts "
-                                 "them; raise max_series, or keep unbounded values out of labels)",
-                                 fp_metric_name(m), (unsigned long long)m->max_series) < 0)
-                rc = -1;
-        }
-        goto done;
-    }
-    fp_add(&fp_hdr(&m->store->st)->overflowed, 1);
-    if (!__atomic_exchange_n(&m->overflow_warned, 1, __ATOMIC_RELAXED)) {
-        if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
-                             "%s: the metrics store is full; new label sets are counted under the series "
-                             "with every label = \"" OVERFLOW_VALUE "\" (raise the store size)",
-                             fp_metric_name(m)) < 0)
-            rc = -1;
-    }
-done:
-    if (vp != stackp)
-        PyMem_Free(vp);
-    if (vl != stackl)
-        PyMem_Free(vl);
-    return rc;
-}
-
-/* The series of these label values, created if need be: 0, or 1 when it is
- * the overflow series (the store is full, or the family at max_series), or
- * -1 with an exception set. */
-int fp_metric_series(MetricObject *m, const char *const *values, const size_t *lens, fp_series **out)
-{
-    /* At the limit, only label sets that exist already are found; the
-     * limit is checked before creating, so processes creating series at
-     * the same instant may pass it by one each. */
-    int create = !m->max_series || fp_load(&m->fam->nlive) < m->max_series;
-    int rc = fp_series_get(&m->store->st, m->family, values, lens, create, 0, out);
-    if (rc == FP_OK)
-        return 0;
-    if (rc == FP_ENOTFOUND && !create)
-        return overflow_series(m, out, 1) < 0 ? -1 : 1;
-    if (rc == FP_EFULL || rc == FP_ENOMEM) /* the store is full, not the heap */
-        return overflow_series(m, out, 0) < 0 ? -1 : 1;
-    fp_raise_status(Py_TYPE(m), rc, fp_metric_name(m));
-    return -1;
-}
-
 /* The series of a tuple of str label values; as fp_metric_series. */
 static int series_for(MetricObject *m, PyObject *values, fp_series **out)
 {
     values_buf vb = {0};
-    int rc = values_of(values, &vb) < 0 ? -1 : fp_metric_series(m, vb.vp, vb.vl, out);
-    values_free(&vb);
+    int rc = fp_values_of(values, &vb) < 0 ? -1 : fp_metric_series(m, vb.vp, vb.vl, out);
+    fp_values_free(&vb);
     return rc;
 }
 
@@ -489,8 +378,8 @@ static PyObject *Metric_remove(MetricObject *self, PyObject *args)
     /* The series and its cached child go together, not between the steps
      * of a labels() creating the same child. */
     Py_BEGIN_CRITICAL_SECTION(self);
-    rc = values_of(key, &vb) < 0 ? -1 : fp_series_remove(&self->store->st, self->family, vb.vp, vb.vl);
-    values_free(&vb);
+    rc = fp_values_of(key, &vb) < 0 ? -1 : fp_series_remove(&self->store->st, self->family, vb.vp, vb.vl);
+    fp_values_free(&vb);
     if (rc == FP_ENOTFOUND)
         rc = FP_OK; /* nothing to remove, as in prometheus_client */
     else if (rc != FP_OK) {

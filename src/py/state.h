@@ -115,6 +115,19 @@ PyObject *fp_check_open_stores(void);
 extern PyType_Spec fp_Metric_spec, fp_Counter_spec, fp_Gauge_spec, fp_Histogram_spec, fp_Summary_spec;
 /* The metric's name, for messages. */
 const char *fp_metric_name(MetricObject *m);
+
+/* ---- metric_series.c ---- */
+/* UTF-8 pointers and lengths of a tuple of str, on the stack for up to 8. */
+typedef struct {
+    const char *stackp[8];
+    size_t stackl[8];
+    const char **vp;
+    size_t *vl;
+} values_buf;
+/* Fills vb from a tuple of str: 0, or -1 with an exception set; free with
+ * fp_values_free. */
+int fp_values_of(PyObject *values, values_buf *vb);
+void fp_values_free(values_buf *vb);
 /* Finds or creates the series of these label values (UTF-8), counting a
  * new label set under the overflow series when the store is full or the
  * metric's max_series is reached: 0, 1 for the overflow series, or -1. */
