@@ -1,5 +1,6 @@
 """End to end: the real Prometheus server scrapes ``python -m fastprom demo``
 and its queries see exactly the requests the test sent."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -48,34 +49,24 @@ def demo():
         stop(proc)
 
 
-@pytest.fixture
-def prometheus(demo, tmp_path):
-    """The Prometheus server scraping the demo every second; yields (base URL, log path)."""
-    binary = need_tool("prometheus")
-    _, target_port = demo
+@contextlib.contextmanager
+def run_prometheus(binary, target_port, tmp_path, job, job_extra="", flags=()):
+    """A Prometheus server scraping the target every second; yields (base URL, log path)."""
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        "global:\n"
-        "  scrape_interval: 1s\n"
-        "  scrape_timeout: 1s\n"
-        "  evaluation_interval: 1s\n"
-        "scrape_configs:\n"
-        f"  - job_name: {JOB}\n"
-        "    metrics_path: /metrics\n"
-        "    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{target_port}']\n")
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: {job}\n{job_extra}"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n")
     port = free_port()
     log = tmp_path / "prometheus.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-             "--storage.tsdb.retention.time=1h"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", "--storage.tsdb.retention.time=1h",
+             *flags], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        ready = False
+        deadline, ready = time.monotonic() + 30, False
         for _ in range(300):
             if proc.poll() is not None:
                 pytest.fail(f"prometheus exited with {proc.returncode}:\n{_log(log)}")
@@ -91,6 +82,15 @@ def prometheus(demo, tmp_path):
         yield base, log
     finally:
         stop(proc)
+
+
+
+@pytest.fixture
+def prometheus(demo, tmp_path):
+    """The Prometheus server scraping the demo every second; yields (base URL, log path)."""
+    _, target_port = demo
+    with run_prometheus(need_tool("prometheus"), target_port, tmp_path, JOB) as served:
+        yield served
 
 
 def query(base, promql):

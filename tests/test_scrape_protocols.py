@@ -2,18 +2,15 @@
 fastprom app in each protocol they negotiate, protobuf included; queries
 through the HTTP API see the exact values, and the app saw the Accept
 header of the negotiation table and answered with its Content-Type."""
-import contextlib
 import os
-import subprocess
-import time
 
 import httpx
 import pytest
 
 from conftest import need_tool
-from servers import free_port, stop, uvicorn_server
+from servers import uvicorn_server
 from test_negotiation import PROM2, PROM2_NATIVE, PROM3, PROM3_NATIVE
-from test_prometheus_server import _log, poll, query, scalar
+from test_prometheus_server import _log, poll, query, run_prometheus, scalar
 
 from fastprom.exposition import negotiate_format
 
@@ -30,41 +27,6 @@ def prometheus3_binary():
         if os.environ.get("CI"):
             pytest.fail(f"Prometheus 3 could not be had: {e}")
         pytest.skip(f"Prometheus 3 could not be had: {e}")
-
-
-@contextlib.contextmanager
-def prometheus(binary, target_port, tmp_path, job_extra="", flags=()):
-    """A Prometheus server scraping the target every second; yields (base URL, log path)."""
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: {JOB}\n{job_extra}"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n")
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", "--storage.tsdb.retention.time=1h",
-             *flags], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline, ready = time.monotonic() + 30, False
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {proc.returncode}:\n{_log(log)}")
-            try:
-                ready = httpx.get(f"{base}/-/ready", timeout=2, trust_env=False).status_code == 200
-            except httpx.TransportError:
-                pass
-            if ready or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        if not ready:
-            pytest.fail(f"prometheus was not ready within 30 s:\n{_log(log)}")
-        yield base, log
-    finally:
-        stop(proc)
 
 
 CASES = [
@@ -85,7 +47,7 @@ def test_prometheus_reads_every_type_in_the_protocol_it_negotiates(tmp_path, ser
     binary = need_tool("prometheus") if server == "2" else prometheus3_binary()
     with uvicorn_server(app="protocols:create_app") as app:
         port = int(app.rsplit(":", 1)[1])
-        with prometheus(binary, port, tmp_path, job_extra, flags) as (prom, log):
+        with run_prometheus(binary, port, tmp_path, JOB, job_extra, flags) as (prom, log):
             assert poll(lambda: scalar(prom, f'up{{job="{JOB}"}}'), 1.0) == 1.0, _log(log)
             seen = httpx.get(f"{app}/seen", timeout=10, trust_env=False).json()
             # The real header is the table's, and was answered as the table says.
