@@ -93,12 +93,18 @@ def _start(cmd, log, ready_url, what):
     pytest.fail(f"{what} was not ready within 30 s:\n{_log(log)}")
 
 
-@pytest.fixture(params=["prometheus-fastapi-instrumentator", "otel"], ids=["pfi", "otel"])
+@pytest.fixture(params=[("prometheus-fastapi-instrumentator", 2), ("otel", 2), ("prometheus-fastapi-instrumentator", 3)],
+                ids=["pfi-prometheus2", "otel-prometheus2", "pfi-prometheus3"])
 def stack(tmp_path, request):
     """The app (with either naming scheme), Alertmanager with the webhook,
-    and Prometheus with the rules for that scheme."""
-    metric_names = request.param
-    prometheus = need_tool("prometheus")
+    and Prometheus (Debian's 2.42, or 3.x) with the rules for that scheme."""
+    metric_names, major = request.param
+    if major == 3:
+        from test_scrape_protocols import prometheus3_binary
+
+        prometheus = prometheus3_binary()
+    else:
+        prometheus = need_tool("prometheus")
     alertmanager = shutil.which("prometheus-alertmanager") or need_tool("alertmanager")
     hook = Webhook()
     procs = []

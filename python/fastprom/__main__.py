@@ -2,6 +2,7 @@
 ``exporter`` serves a shared store read-only, ``rules`` writes a Prometheus
 rule file, ``dashboard`` a Grafana dashboard."""
 import importlib
+import importlib.util
 import sys
 
 USAGE = ("usage: python -m fastprom demo [--host HOST] [--port PORT]\n"
@@ -22,8 +23,6 @@ def _main() -> None:
         print(USAGE, file=sys.stderr)
         raise SystemExit(2)
     if args[0] == "demo":
-        import importlib.util
-
         missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
         if missing:
             print(f"fastprom demo needs {' and '.join(missing)}: pip install 'fastprom[demo]'", file=sys.stderr)
