@@ -210,7 +210,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         classic, native = by_key["histogram_observe_varied"], by_key["native_histogram_observe"]
         cost = c.fmt_ratio(ns_of(native, "fastprom") / ns_of(classic, "fastprom"))
         print(f"note: fastprom observe() with native buckets beside the classic ones costs {cost} a classic-only "
-              "observe() (the same 1,024 log-normal values in turn)")
+              "observe() (the same 1,024 log-normal values in turn); for client_golang, a published benchmark "
+              "(cockroachdb/cockroach pull request 167487, Apple M3 Pro, one goroutine) reports 31 ns classic "
+              "and 65 ns native with factor 1.1, 2.1x")
     print("note: ratio = prometheus_client / fastprom (above 1: fastprom is faster); both libraries write a "
           "_created sample per series in the text format, the [_created off] rows time both after "
           "disable_created_metrics().")
