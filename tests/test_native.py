@@ -376,3 +376,43 @@ def test_protobuf_carries_the_native_buckets(registry):
     (e,) = fams["pb_empty"].metric
     # No observations: one empty span marks it native.
     assert [(s.offset, s.length) for s in e.histogram.positive_span] == [(0, 0)]
+
+
+def test_the_instrumentator_s_latency_histograms_can_be_native():
+    """instrument(app, latency_native_histograms=True): both latency histograms
+    carry native buckets in protobuf (schema 3, factor 1.1) beside their
+    classic ones, and the text format shows the classic buckets only."""
+    import json
+
+    import httpx
+    from pb_schema import parse_delimited
+    from servers import uvicorn_server
+
+    from fastprom.exposition import PROTOBUF_CONTENT_TYPE
+
+    env = {"FASTPROM_TEST_INSTRUMENT": json.dumps({"latency_native_histograms": True})}
+    with uvicorn_server(env=env) as base:
+        for i in range(7):
+            assert httpx.get(f"{base}/items/{i}").status_code == 200
+        body = httpx.get(f"{base}/metrics", headers={"Accept": PROTOBUF_CONTENT_TYPE}).content
+        text = httpx.get(f"{base}/metrics").text
+    fams = {f.name: f for f in parse_delimited(body)}
+    lowr = [m.histogram for m in fams["http_request_duration_seconds"].metric
+            if dict((lp.name, lp.value) for lp in m.label)["handler"] == "/items/{item_id}"]
+    highr = [m.histogram for m in fams["http_request_duration_highr_seconds"].metric]
+    assert len(lowr) == 1 and len(highr) == 1
+    for h in lowr + highr:
+        assert h.schema == 3 and len(h.positive_span) >= 1 and len(h.bucket) > 0
+    assert lowr[0].sample_count == 7
+    native_count = lowr[0].zero_count + sum(_running(lowr[0].positive_delta))
+    assert native_count == 7
+    assert 'http_request_duration_seconds_bucket{handler="/items/{item_id}",le="0.1",method="GET"}' in text
+
+
+def _running(deltas):
+    """Bucket counts from protobuf's deltas (each relative to the one before)."""
+    out, at = [], 0
+    for d in deltas:
+        at += d
+        out.append(at)
+    return out

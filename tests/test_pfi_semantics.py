@@ -386,10 +386,12 @@ def _ours():
 #: fastprom's additions: keyword-only, after every parameter PFI has (but
 #: before a ``**kwargs``, which must stay last).
 EXTRAS = {"Instrumentator.__init__": ["known_methods", "max_series", "metric_names", "should_instrument_uptime"],
-          "Middleware.__init__": ["known_methods", "max_series", "metric_names"],
+          "Middleware.__init__": ["known_methods", "max_series", "metric_names", "latency_native_histograms"],
+          "Instrumentator.instrument": ["latency_native_histograms"],
           "Instrumentator.expose": ["ui"],
           "latency": ["max_series"], "request_size": ["max_series"], "response_size": ["max_series"],
-          "combined_size": ["max_series"], "requests": ["max_series"], "default": ["max_series"]}
+          "combined_size": ["max_series"], "requests": ["max_series"],
+          "default": ["max_series", "latency_native_histograms"]}
 
 
 def _pfi_params(name, fn):

@@ -113,7 +113,8 @@ def create_app():
         def pc_registry():
             return PlainTextResponse(prometheus_client.generate_latest(registry).decode())
 
-    instrumentator = Instrumentator(**opts).instrument(app)
+    instrumentator = Instrumentator(**opts).instrument(
+        app, **json.loads(os.environ.get("FASTPROM_TEST_INSTRUMENT", "{}")))
     token = os.environ.get("FASTPROM_TEST_EXPOSE_TOKEN")
     if token:
         from fastapi import Depends, Header, HTTPException

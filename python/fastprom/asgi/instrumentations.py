@@ -232,6 +232,10 @@ def requests(metric_name: str = "http_requests_total",
                     should_include_method, should_include_status, registry, custom_labels, lambda i: 1, max_series)
 
 
+#: The bucket factor of the latency histograms' native buckets, when asked for.
+NATIVE_BUCKET_FACTOR = 1.1
+
+
 class DefaultInstrumentation:
     """The default metrics of prometheus-fastapi-instrumentator, recorded with
     one call into C per request (:meth:`record`).  Calling it with an
@@ -240,8 +244,10 @@ class DefaultInstrumentation:
     def __init__(self, namespace: str, subsystem: str, only_2xx_highr: bool, exclude_streaming: bool,
                  highr_buckets: Sequence[Union[float, str]], lowr_buckets: Sequence[Union[float, str]],
                  registry: Any, custom_labels: Dict[str, str],
-                 max_series: Optional[int] = DEFAULT_MAX_SERIES) -> None:
+                 max_series: Optional[int] = DEFAULT_MAX_SERIES, native: bool = False) -> None:
         extra = tuple(custom_labels)
+        # Native buckets beside the classic ones (client_golang's usual factor).
+        nh: Dict[str, Any] = {"native_histogram_bucket_factor": NATIVE_BUCKET_FACTOR} if native else {}
         extra_values = tuple(str(v) for v in custom_labels.values())
         ns, sub = namespace, subsystem
         self.total = _new(Counter, "http_requests_total",
@@ -259,11 +265,11 @@ class DefaultInstrumentation:
         self.highr = _new(Histogram, "http_request_duration_highr_seconds",
                           "Latency with many buckets but no API specific labels. Made for more accurate "
                           "percentile calculations. ", (), ns, sub, registry, max_series=max_series,
-                          buckets=[float(b) for b in highr_buckets])
+                          buckets=[float(b) for b in highr_buckets], **nh)
         self.lowr = _new(Histogram, "http_request_duration_seconds",
                          "Latency with only few buckets by handler. Made to be only used if aggregation by "
                          "handler is important. ", ("method", "handler") + extra, ns, sub, registry,
-                         max_series=max_series, buckets=[float(b) for b in lowr_buckets])
+                         max_series=max_series, buckets=[float(b) for b in lowr_buckets], **nh)
         self.exclude_streaming = exclude_streaming
 
         # The recorder owns its cache of children; it creates series through
@@ -285,15 +291,19 @@ def default(metric_namespace: str = "", metric_subsystem: str = "",
             latency_lowr_buckets: Sequence[Union[float, str]] = LOWR_BUCKETS,
             registry: Any = REGISTRY,
             custom_labels: Optional[Dict[str, str]] = None, *,
-            max_series: Optional[int] = DEFAULT_MAX_SERIES) -> Optional[DefaultInstrumentation]:
+            max_series: Optional[int] = DEFAULT_MAX_SERIES,
+            latency_native_histograms: bool = False) -> Optional[DefaultInstrumentation]:
     """``http_requests_total``, ``http_request_size_bytes``, ``http_response_size_bytes``,
     ``http_request_duration_highr_seconds`` and ``http_request_duration_seconds``;
     None when the registry has them already (as in prometheus-fastapi-instrumentator,
-    the ones created before the first duplicate stay registered)."""
+    the ones created before the first duplicate stay registered).  With
+    ``latency_native_histograms`` both latency histograms have native buckets
+    too (factor 1.1), which Prometheus scrapes over protobuf."""
     try:
         return DefaultInstrumentation(metric_namespace, metric_subsystem, should_only_respect_2xx_for_highr,
                                       should_exclude_streaming_duration, latency_highr_buckets,
-                                      latency_lowr_buckets, registry, dict(custom_labels or {}), max_series)
+                                      latency_lowr_buckets, registry, dict(custom_labels or {}), max_series,
+                                      latency_native_histograms)
     except ValueError as e:
         if not _is_duplicated_time_series(e):
             raise

@@ -121,8 +121,14 @@ class Instrumentator:
         should_only_respect_2xx_for_highr: bool = False,
         latency_highr_buckets: Sequence[Union[float, str]] = metrics.HIGHR_BUCKETS,
         latency_lowr_buckets: Sequence[Union[float, str]] = metrics.LOWR_BUCKETS,
+        *,
+        latency_native_histograms: bool = False,
     ) -> "Instrumentator":
-        """Adds the metrics middleware to ``app``.  Returns self."""
+        """Adds the metrics middleware to ``app``.  Returns self.
+
+        ``latency_native_histograms``: the latency histograms get native
+        buckets too (factor 1.1), beside their classic ones; Prometheus with
+        native histograms on scrapes them over protobuf."""
         if not self._enabled():
             return self
         self._prefix = "".join(p + "_" for p in (metric_namespace, metric_subsystem) if p)
@@ -153,6 +159,7 @@ class Instrumentator:
             known_methods=self.known_methods,
             max_series=self.max_series,
             metric_names=self.metric_names,
+            latency_native_histograms=latency_native_histograms,
         )
         if self.should_instrument_uptime:
             add_uptime_gauge(self.registry)

@@ -135,6 +135,7 @@ class PrometheusInstrumentatorMiddleware(HttpMiddleware):
         known_methods: Iterable[str] = KNOWN_METHODS,
         max_series: Optional[int] = _metrics.DEFAULT_MAX_SERIES,
         metric_names: str = "prometheus-fastapi-instrumentator",
+        latency_native_histograms: bool = False,
     ) -> None:
         self.app = app
         check_metric_names(metric_names)
@@ -159,7 +160,7 @@ class PrometheusInstrumentatorMiddleware(HttpMiddleware):
         # the default ones in prometheus-fastapi-instrumentator).
         self._otel: Optional[OtelInstrumentation] = None
         if metric_names == "otel" and not self.instrumentations and not async_instrumentations:
-            self._otel = otel(metric_namespace, metric_subsystem, registry, max_series)
+            self._otel = otel(metric_namespace, metric_subsystem, registry, max_series, latency_native_histograms)
         elif not self.instrumentations:
             # As in prometheus-fastapi-instrumentator: when the default
             # metrics exist in the registry already (another app, or another
@@ -170,7 +171,8 @@ class PrometheusInstrumentatorMiddleware(HttpMiddleware):
                 should_only_respect_2xx_for_highr=should_only_respect_2xx_for_highr,
                 should_exclude_streaming_duration=should_exclude_streaming_duration,
                 latency_highr_buckets=latency_highr_buckets, latency_lowr_buckets=latency_lowr_buckets,
-                registry=registry, custom_labels=custom_labels, max_series=max_series)
+                registry=registry, custom_labels=custom_labels, max_series=max_series,
+                latency_native_histograms=latency_native_histograms)
             if default is not None:
                 self.instrumentations.append(default)
         self.async_instrumentations = list(async_instrumentations)

@@ -13,7 +13,7 @@ name when the app raised before responding.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .. import _core
 from ..instruments import Gauge, Histogram
@@ -56,11 +56,12 @@ class OtelInstrumentation:
 
     def __init__(self, namespace: str, subsystem: str, registry: Any,
                  max_series: Optional[int] = _metrics.DEFAULT_MAX_SERIES,
-                 duration_buckets: Sequence[float] = DURATION_BUCKETS) -> None:
+                 duration_buckets: Sequence[float] = DURATION_BUCKETS, native: bool = False) -> None:
         new = _metrics._new
+        nh: Dict[str, Any] = {"native_histogram_bucket_factor": _metrics.NATIVE_BUCKET_FACTOR} if native else {}
         self.duration = new(Histogram, "http_server_request_duration_seconds",
                             "Duration of HTTP server requests.", REQUEST_LABELS, namespace, subsystem, registry,
-                            max_series=max_series, buckets=[float(b) for b in duration_buckets])
+                            max_series=max_series, buckets=[float(b) for b in duration_buckets], **nh)
         self.request_size = new(Histogram, "http_server_request_body_size_bytes",
                                 "Size of HTTP server request bodies (their Content-Length, 0 when absent).",
                                 REQUEST_LABELS, namespace, subsystem, registry, max_series=max_series,
@@ -104,10 +105,12 @@ def _length(headers: Any) -> int:
 
 
 def otel(metric_namespace: str = "", metric_subsystem: str = "", registry: Any = None,
-         max_series: Optional[int] = _metrics.DEFAULT_MAX_SERIES) -> Optional[OtelInstrumentation]:
+         max_series: Optional[int] = _metrics.DEFAULT_MAX_SERIES,
+         latency_native_histograms: bool = False) -> Optional[OtelInstrumentation]:
     """The OpenTelemetry-named metrics; None when the registry has them already."""
     try:
-        return OtelInstrumentation(metric_namespace, metric_subsystem, registry, max_series)
+        return OtelInstrumentation(metric_namespace, metric_subsystem, registry, max_series,
+                                   native=latency_native_histograms)
     except ValueError as e:
         if not _metrics._is_duplicated_time_series(e):
             raise
