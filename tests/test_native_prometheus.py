@@ -10,8 +10,8 @@ import time
 import httpx
 
 from servers import uvicorn_server
-from test_prometheus_server import _log, poll, query, scalar
-from test_scrape_protocols import JOB, PROTOCOLS_NATIVE, prometheus, prometheus3_binary
+from test_prometheus_server import _log, poll, query, run_prometheus, scalar
+from test_scrape_protocols import JOB, PROTOCOLS_NATIVE, prometheus3_binary
 
 N = 100_000
 FACTOR = 1.1
@@ -45,7 +45,7 @@ def test_prometheus3_quantiles_of_a_native_histogram_from_two_processes(tmp_path
     with uvicorn_server(app="native_store:create_app", env={"PROMETHEUS_MULTIPROC_DIR": str(store)}) as app:
         port = int(app.rsplit(":", 1)[1])
         job = f"    scrape_protocols: {PROTOCOLS_NATIVE}\n"
-        with prometheus(binary, port, tmp_path, job, ("--enable-feature=native-histograms",)) as (prom, log):
+        with run_prometheus(binary, port, tmp_path, JOB, job, ("--enable-feature=native-histograms",)) as (prom, log):
             assert poll(lambda: scalar(prom, f'up{{job="{JOB}"}}'), 1.0) == 1.0, _log(log)
             count = poll(lambda: scalar(prom, "histogram_count(native_latency_seconds)"), float(N))
             assert count == N, _log(log)
