@@ -22,17 +22,10 @@ from conftest import need_tool
 from fastprom.monitoring.dashboard import dashboard
 from fastprom.monitoring.names import Names
 from servers import free_port, stop, uvicorn_server
+from test_prometheus_server import _log
 
 JOB = "alerting"
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _log(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()[-3000:]
-    except OSError as e:
-        return f"<no log: {e}>"
 
 
 class Webhook:
