@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crash.h"
@@ -330,6 +331,21 @@ static void store_reset(fp_store *s, int readonly)
     s->readonly = readonly;
 }
 
+/* The check at open, made while other processes may be writing.  A record
+ * caught in the middle of a change can look damaged to one pass; damage
+ * at rest looks the same to every pass.  So a failure is looked at again,
+ * a few times over some milliseconds, before the file is refused. */
+static const char *check_at_open(const fp_store *s)
+{
+    const char *why = fp_store_check(s, 0);
+    for (int again = 1; why && again <= 4; again++) {
+        struct timespec ts = {0, 2000000L * again};
+        nanosleep(&ts, NULL);
+        why = fp_store_check(s, 0);
+    }
+    return why;
+}
+
 int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, size_t errlen)
 {
     if (size < FP_STORE_MIN)
@@ -407,7 +423,7 @@ int fp_store_open_file(fp_store *s, const char *path, uint64_t size, char *err, 
             goto unmap;
         }
     } else {
-        const char *why = fp_store_check(s, 0);
+        const char *why = check_at_open(s);
         if (why) {
             set_err(err, errlen,
                     "the metrics store file %s is %s; delete it (with every worker stopped) or point "
@@ -485,7 +501,7 @@ int fp_store_open_readonly(fp_store *s, const char *path, char *err, size_t errl
         rc = FP_ENOTFOUND; /* half-made: the next worker to open it lays it out */
         goto unmap;
     }
-    const char *why = fp_store_check(s, 0);
+    const char *why = check_at_open(s);
     if (why) {
         set_err(err, errlen, "the metrics store file %s is %s", path, why);
         goto unmap;
