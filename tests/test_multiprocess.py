@@ -95,12 +95,20 @@ def test_a_killed_worker_loses_nothing(tmp_path):
     with uvicorn_server(workers=2, env=env) as base:
         completed = 0
         stop = threading.Event()
+        # The kill comes between requests: a worker killed after sending a
+        # response but before recording it would make the client's count
+        # and the store's differ by one whatever the store does.
+        hold, idle = threading.Event(), threading.Event()
 
         def load():
             nonlocal completed
             deadline = time.monotonic() + 30
             with httpx.Client(timeout=5) as c:
                 while not stop.is_set() and time.monotonic() < deadline and completed < 5000:
+                    if hold.is_set():
+                        idle.set()
+                        time.sleep(0.01)
+                        continue
                     try:
                         r = c.get(base + "/items/1", headers={"connection": "close"})
                     except httpx.TransportError:
@@ -114,6 +122,8 @@ def test_a_killed_worker_loses_nothing(tmp_path):
         workers = children(base.proc.pid)
         victims = [p for p in workers if _is_worker(p)]
         assert len(victims) >= 2, workers
+        hold.set()
+        assert idle.wait(30), "the load did not pause"
         os.kill(victims[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -123,6 +133,7 @@ def test_a_killed_worker_loses_nothing(tmp_path):
             time.sleep(0.2)
         else:
             pytest.fail("the server did not replace the killed worker")
+        hold.clear()
         time.sleep(1.0)
         stop.set()
         t.join(30)
