@@ -202,3 +202,60 @@ def test_the_exemplar_probe_is_skipped_while_it_says_so():
     assert len(calls) == 4
     asyncio.run(main(2))
     assert len(calls) == 6 and len(slow) == 8 and not records
+
+
+def test_many_request_kinds_are_each_counted_exactly():
+    """More kinds (route x method x status) than the middleware's own table
+    holds, each method a new str per request as servers make them: every
+    request lands on its own series, also after remove() and clear()."""
+    from fastapi import Response
+    app = FastAPI()
+    routes = 120
+    for i in range(routes):
+        async def handler(code: int = 200, i=i):
+            return Response(b"x" * (i % 7), status_code=code)
+        app.add_api_route(f"/r{i}/{{item}}", handler, methods=["GET", "POST", "PURGE"])
+    registry = fastprom.CollectorRegistry()
+    fastprom.Instrumentator(registry=registry, should_group_status_codes=False).instrument(app)
+    mw = middleware_of(app)
+    expected, r0 = {}, [0]
+
+    async def send(m):
+        pass
+
+    def request(i, method, code):
+        r0[0] += i == 0
+        s = scope(f"/r{i}/{i * 3}")
+        s["method"] = "".join(list(method))  # a new str each time
+        s["query_string"] = f"code={code}".encode()
+        s["headers"] = [(b"content-length", b"5")]
+        label = method if method in ("GET", "POST") else "_OTHER"
+        key = (f"/r{i}/{{item}}", label, str(code))
+        expected[key] = expected.get(key, 0) + 1
+        return mw(s, receive, send)
+
+    async def main(rounds):
+        for r in range(rounds):
+            for i in range(routes):
+                for method in ("GET", "POST", "PURGE"):
+                    await request(i, method, (200, 201, 404)[(i + r) % 3])
+
+    def check():
+        for (handler, method, status), n in expected.items():
+            got = registry.get_sample_value("http_requests_total",
+                                            {"handler": handler, "method": method, "status": status})
+            assert got == n, (handler, method, status, got, n)
+        # The summaries are not cleared with the counter: every request.
+        assert registry.get_sample_value("http_request_size_bytes_sum", {"handler": "/r0/{item}"}) == 5 * r0[0]
+
+    asyncio.run(main(4))
+    check()
+    total_metric = registry._names_to_collectors["http_requests_total"]
+    total_metric.remove("POST", "201", "/r1/{item}")
+    expected.pop(("/r1/{item}", "POST", "201"), None)
+    asyncio.run(main(3))
+    check()
+    total_metric.clear()
+    expected.clear()
+    asyncio.run(main(1))
+    check()

@@ -34,9 +34,7 @@ double fp_content_length(const char *p, Py_ssize_t n)
     return (double)acc;
 }
 
-/* Content-Length from ASGI headers (a list of (name, value) byte pairs):
- * 0 when absent or malformed. */
-static double header_length(PyObject *headers)
+double fp_header_length(PyObject *headers)
 {
     PyObject *seq = PySequence_Fast(headers, "headers");
     if (!seq) {
@@ -65,13 +63,8 @@ enum { ROLE_HANDLER = 0, ROLE_METHOD = 1, ROLE_STATUS = 2, ROLE_EXTRA = 3 };
 enum { M_TOTAL, M_IN, M_OUT, M_LATENCY, NLABELLED };
 #define CACHE_LIMIT 4096
 
-/* The series of one (handler, method, status). */
-typedef struct {
-    fp_series *series[NLABELLED];
-    uint32_t gen[NLABELLED]; /* their generations then (a reused record is another series) */
-    uint64_t removals;      /* the store's removal count when they were checked */
-    int overflowed;         /* one is an overflow series: looked up again after a removal */
-} bundle;
+_Static_assert((int)NLABELLED == (int)FP_HTTP_SERIES, "fp_http_kind holds one series per labelled metric");
+typedef fp_http_kind bundle;
 
 typedef struct {
     PyObject_HEAD
@@ -268,6 +261,20 @@ done:
 
 static void free_bundle(PyObject *capsule) { PyMem_Free(PyCapsule_GetPointer(capsule, "fastprom.bundle")); }
 
+/* Whether the series of a kind found before are still its series, and
+ * notes that they were checked at this removal count. */
+static int still_live(bundle *b, uint64_t removals)
+{
+    if (b->removals == removals)
+        return 1;
+    int live = !b->overflowed; /* room may have been made */
+    for (int i = 0; i < NLABELLED; i++)
+        live &= fp_series_still(b->series[i], b->gen[i]);
+    if (live)
+        b->removals = removals;
+    return live;
+}
+
 /* The series of one request kind, copied into *out: from the cache,
  * re-checked after removals, or found (and cached) now.  The copy matters:
  * resolving may run Python code (a warning), which may empty the cache.
@@ -289,14 +296,7 @@ static int bundle_for_locked(RecorderObject *self, PyObject *const *hms, bundle 
             Py_DECREF(cap);
             goto done;
         }
-        int live = 1;
-        if (b->removals != removals) {
-            live = !b->overflowed; /* room may have been made */
-            for (int i = 0; i < NLABELLED; i++)
-                live &= fp_series_still(b->series[i], b->gen[i]);
-        }
-        if (live) {
-            b->removals = removals;
+        if (still_live(b, removals)) {
             *out = *b;
             rc = 0;
             Py_DECREF(cap);
@@ -369,6 +369,82 @@ static long status_class(PyObject *status)
     return overflow ? 0 : v / 100;
 }
 
+/* Whether a request of this status (its label, or the int) is observed by
+ * the high-resolution histogram. */
+static int counts_highr(RecorderObject *self, PyObject *status)
+{
+    return !self->only_2xx_highr ||
+           (PyUnicode_Check(status) && PyUnicode_GET_LENGTH(status) > 0 && PyUnicode_READ_CHAR(status, 0) == '2') ||
+           (PyLong_Check(status) && status_class(status) == 2);
+}
+
+/* Updates every metric of one request of kind b: d holds the duration and
+ * the two sizes.  The exemplar's text is built once for both histograms;
+ * one that is not a valid label set is dropped, never the request's counts. */
+static void observe_kind(RecorderObject *self, const bundle *b, int highr, const double d[3], PyObject *exemplar)
+{
+    char text[FP_EXEMPLAR_TEXT];
+    size_t tlen = 0;
+    const char *ex = NULL;
+    double now = 0;
+    if (exemplar != Py_None) {
+        if (fp_exemplar_text(self->m[M_LATENCY], exemplar, text, &tlen) == 0) {
+            ex = text;
+            now = fp_now();
+        } else {
+            PyErr_Clear();
+        }
+    }
+    fp_counter_inc(b->series[M_TOTAL], 1.0);
+    observe_hist(self->m[M_LATENCY], b->series[M_LATENCY], d[0], ex, tlen, now);
+    /* Unlabelled, so never removed: its series stays the one it bound. */
+    if (highr)
+        observe_hist(self->highr, self->highr->series, d[0], ex, tlen, now);
+    const fp_store *s = &self->highr->store->st;
+    fp_summary_observe_all(s, self->m[M_IN]->fam, b->series[M_IN], d[1]);
+    fp_summary_observe_all(s, self->m[M_OUT]->fam, b->series[M_OUT], d[2]);
+}
+
+/* ---- the middleware's entry points (asgi_call.c) ---- */
+
+static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+int fp_recorder_of(module_state *ms, PyObject *callable, PyObject **recorder)
+{
+    if (!PyCFunction_Check(callable) ||
+        PyCFunction_GET_FUNCTION(callable) != (PyCFunction)(void (*)(void))Recorder_record)
+        return 0;
+    PyObject *self = PyCFunction_GET_SELF(callable);
+    if (!self || !PyObject_TypeCheck(self, ms->HttpRecorder))
+        return 0;
+    *recorder = self;
+    return 1;
+}
+
+int fp_recorder_kind(PyObject *recorder, PyObject *const *hms, fp_http_kind *k)
+{
+    return bundle_for((RecorderObject *)recorder, hms, k);
+}
+
+int fp_recorder_refresh(PyObject *recorder, PyObject *const *hms, fp_http_kind *k)
+{
+    RecorderObject *self = (RecorderObject *)recorder;
+    if (still_live(k, fp_removals(&self->highr->store->st)))
+        return 0;
+    return bundle_for(self, hms, k);
+}
+
+int fp_recorder_counts_highr(PyObject *recorder, PyObject *status)
+{
+    return counts_highr((RecorderObject *)recorder, status);
+}
+
+void fp_recorder_observe(PyObject *recorder, const fp_http_kind *k, int highr, const double d[3],
+                         PyObject *exemplar)
+{
+    observe_kind((RecorderObject *)recorder, k, highr, d, exemplar);
+}
+
 /* record(handler, method, status, duration, request_size, response_size[, exemplar])
  * The sizes are numbers, or the ASGI header lists to read Content-Length from. */
 static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -382,7 +458,7 @@ static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py
     for (int i = 0; i < 3; i++) {
         PyObject *a = args[3 + i];
         if (i && (a == Py_None || PyList_Check(a) || PyTuple_Check(a))) {
-            d[i] = a == Py_None ? 0 : header_length(a);
+            d[i] = a == Py_None ? 0 : fp_header_length(a);
             continue;
         }
         d[i] = PyFloat_AsDouble(a);
@@ -394,34 +470,10 @@ static PyObject *Recorder_record(RecorderObject *self, PyObject *const *args, Py
             return NULL;
         }
     }
-    bundle kind, *b = &kind;
-    if (bundle_for(self, args, b) < 0)
+    bundle kind;
+    if (bundle_for(self, args, &kind) < 0)
         return NULL;
-    /* The exemplar's text is built once for both histograms; one that is
-     * not a valid label set is dropped, never the request's counts. */
-    char text[FP_EXEMPLAR_TEXT];
-    size_t tlen = 0;
-    const char *ex = NULL;
-    double now = 0;
-    if (nargs == 7 && args[6] != Py_None) {
-        if (fp_exemplar_text(self->m[M_LATENCY], args[6], text, &tlen) == 0) {
-            ex = text;
-            now = fp_now();
-        } else {
-            PyErr_Clear();
-        }
-    }
-    fp_counter_inc(b->series[M_TOTAL], 1.0);
-    observe_hist(self->m[M_LATENCY], b->series[M_LATENCY], d[0], ex, tlen, now);
-    if (!self->only_2xx_highr || (PyUnicode_Check(args[2]) && PyUnicode_GET_LENGTH(args[2]) > 0 &&
-                                  PyUnicode_READ_CHAR(args[2], 0) == '2') ||
-        (PyLong_Check(args[2]) && status_class(args[2]) == 2)) {
-        /* Unlabelled, so never removed: its series stays the one it bound. */
-        observe_hist(self->highr, self->highr->series, d[0], ex, tlen, now);
-    }
-    const fp_store *s = &self->highr->store->st;
-    fp_summary_observe_all(s, self->m[M_IN]->fam, b->series[M_IN], d[1]);
-    fp_summary_observe_all(s, self->m[M_OUT]->fam, b->series[M_OUT], d[2]);
+    observe_kind(self, &kind, counts_highr(self, args[2]), d, nargs == 7 ? args[6] : Py_None);
     Py_RETURN_NONE;
 }
 
@@ -464,14 +516,19 @@ static PyObject *Tap_vectorcall(PyObject *op, PyObject *const *args, size_t narg
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs == 1 && !kwnames && PyDict_CheckExact(args[0]) && self->started == 0.0) {
         module_state *ms = self->ms;
-        PyObject *type = PyDict_GetItem(args[0], ms->s_type);
-        if (type && PyUnicode_Check(type) && (type == ms->s_start || PyUnicode_Compare(type, ms->s_start) == 0)) {
-            PyObject *status = PyDict_GetItem(args[0], ms->s_status);
-            PyObject *headers = PyDict_GetItem(args[0], ms->s_headers);
+        /* Lookups that fail leave the message to the wrapped send, which
+         * reports what is wrong with it. */
+        PyObject *type = PyDict_GetItemWithError(args[0], ms->s_type);
+        if (type && PyUnicode_CheckExact(type) && (type == ms->s_start || fp_same_ascii(type, ms->s_start))) {
+            PyObject *status = PyDict_GetItemWithError(args[0], ms->s_status);
+            PyErr_Clear();
+            PyObject *headers = PyDict_GetItemWithError(args[0], ms->s_headers);
+            PyErr_Clear();
             Py_XSETREF(self->status, Py_NewRef(status ? status : Py_None));
             Py_XSETREF(self->headers, Py_NewRef(headers ? headers : Py_None));
             self->started = fp_monotonic();
         }
+        PyErr_Clear();
     }
     return PyObject_Vectorcall(self->send, args, nargsf, kwnames);
 }

@@ -170,11 +170,48 @@ typedef struct {
 /* A new SendTap wrapping send, or NULL with an exception set. */
 TapObject *fp_tap_new(module_state *ms, PyObject *send);
 
+/* The series one request kind (handler, method, status) updates, as an
+ * HttpRecorder resolved them: total, request size, response size, latency. */
+enum { FP_HTTP_SERIES = 4 };
+typedef struct {
+    fp_series *series[FP_HTTP_SERIES];
+    uint32_t gen[FP_HTTP_SERIES]; /* their generations then (a reused record is another series) */
+    uint64_t removals;      /* the store's removal count when they were checked */
+    int overflowed;         /* one is an overflow series: looked up again after a removal */
+} fp_http_kind;
+
+/* Content-Length from ASGI headers (a list of (name, value) byte pairs):
+ * 0 when absent or malformed. */
+double fp_header_length(PyObject *headers);
+/* 1 with the recorder in *recorder (borrowed) when callable is the bound
+ * record method of an HttpRecorder, else 0. */
+int fp_recorder_of(module_state *ms, PyObject *callable, PyObject **recorder);
+/* The series of kind hms (handler, method label, status label), as
+ * record() finds them.  0 or -1. */
+int fp_recorder_kind(PyObject *recorder, PyObject *const *hms, fp_http_kind *k);
+/* Makes a kind found before current after removals (its series looked up
+ * again when one of them went).  0 or -1. */
+int fp_recorder_refresh(PyObject *recorder, PyObject *const *hms, fp_http_kind *k);
+/* Whether a request with this status label is observed by the unlabelled histogram. */
+int fp_recorder_counts_highr(PyObject *recorder, PyObject *status);
+/* Updates every metric of one request of kind k: d holds the duration and
+ * the two sizes; exemplar is a dict or None. */
+void fp_recorder_observe(PyObject *recorder, const fp_http_kind *k, int highr, const double d[3],
+                         PyObject *exemplar);
+
 /* ---- asgi_call.c ---- */
 extern PyType_Spec fp_HttpMiddleware_spec, fp_HttpCall_spec;
 /* Content-Length from a header value: digits with blanks around them, at
  * most 18 of them; anything else (it comes from the client) is 0. */
 double fp_content_length(const char *p, Py_ssize_t n);
+
+/* Two exact str of the same characters, b compact ASCII (a literal of ours). */
+static inline int fp_same_ascii(PyObject *a, PyObject *b)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(b);
+    return PyUnicode_IS_COMPACT_ASCII(a) && PyUnicode_GET_LENGTH(a) == n &&
+           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n) == 0;
+}
 
 /* UTF-8 of a str, or NULL with TypeError naming `what`. */
 static inline const char *fp_utf8(PyObject *o, Py_ssize_t *len, const char *what)
