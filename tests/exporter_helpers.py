@@ -2,8 +2,6 @@
 configuration file, the exporter process, and finding which process
 listens on a port."""
 import contextlib
-import datetime
-import ipaddress
 import os
 import subprocess
 import sys
@@ -17,31 +15,43 @@ from servers import stop
 USER, PASSWORD = "prometheus", "s3cret-for-tests"
 
 
+def issue(directory, stem, issuer=None, usage=None):
+    """An EC P-256 key and a certificate for 127.0.0.1 and localhost, made with
+    the ``openssl`` command and written to directory/stem.pem and stem.key.
+    Without ``usage`` it is a CA; with ``usage`` ("serverAuth", "clientAuth")
+    a leaf for that use.  Self-signed unless ``issuer`` is a (cert, key) pair
+    of paths.  Returns (cert, key) paths; valid from now for a day."""
+    directory = str(directory)
+    cert, key = os.path.join(directory, stem + ".pem"), os.path.join(directory, stem + ".key")
+    config = os.path.join(directory, stem + ".cnf")
+    ext = ["subjectKeyIdentifier=hash", "authorityKeyIdentifier=keyid",
+           "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    if usage is None:
+        ext += ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,digitalSignature,keyCertSign,cRLSign"]
+    else:
+        ext += ["basicConstraints=critical,CA:FALSE", f"extendedKeyUsage={usage}"]
+    with open(config, "w") as f:
+        f.write("[req]\ndistinguished_name=dn\n[dn]\n[ext]\n" + "\n".join(ext) + "\n")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    subject = ["-subj", f"/CN=fastprom test {stem}", "-config", config]
+    if issuer is None:
+        openssl("req", "-new", "-x509", "-key", key, *subject, "-extensions", "ext", "-days", "1", "-out", cert)
+    else:
+        csr = os.path.join(directory, stem + ".csr")
+        openssl("req", "-new", "-key", key, *subject, "-out", csr)
+        openssl("x509", "-req", "-in", csr, "-CA", issuer[0], "-CAkey", issuer[1],
+                "-set_serial", "0x" + os.urandom(8).hex(), "-extfile", config, "-extensions", "ext",
+                "-days", "1", "-out", cert)
+    return cert, key
+
+
 def make_cert(directory):
     """A self-signed certificate for 127.0.0.1 and localhost; returns (cert, key) paths."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fastprom test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = os.path.join(directory, "server.crt"), os.path.join(directory, "server.key")
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    return cert_path, key_path
+    return issue(directory, "server")
 
 
 def web_config(directory, cert=None, key=None):

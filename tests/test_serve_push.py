@@ -6,7 +6,6 @@ http.server, make_wsgi_app under wsgiref, make_asgi_app under uvicorn
 Bodies are checked through prometheus_client's parsers, not byte for byte:
 value formatting is the renderer's business (tests/test_exposition.py)."""
 import contextlib
-import datetime
 import gzip
 import http.client
 import inspect
@@ -35,6 +34,7 @@ from fastprom import exposition
 from fastprom.bridge import registry_for
 
 from conftest import need_tool
+from exporter_helpers import issue
 from servers import free_port, stop, uvicorn_server, wait_for
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -223,53 +223,12 @@ def test_options_head_other_methods_and_favicon(populated):
 def pki(tmp_path_factory):
     """A CA; a server certificate for 127.0.0.1 and localhost and a client
     certificate, both signed by it; and a self-signed certificate nobody trusts."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     directory = tmp_path_factory.mktemp("pki")
-    now = datetime.datetime.now(datetime.timezone.utc)
     paths = {}
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def issue(stem, issuer=None, usage=None):
-        key = ec.generate_private_key(ec.SECP256R1())
-        issuer_name, issuer_key = (name(stem), key) if issuer is None else issuer
-        b = (x509.CertificateBuilder().subject_name(name(stem)).issuer_name(issuer_name)
-             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                            critical=False))
-        if usage is None:
-            b = (b.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                 .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                              content_commitment=False, key_encipherment=False,
-                                              data_encipherment=False, key_agreement=False,
-                                              encipher_only=False, decipher_only=False), critical=True))
-        else:
-            b = (b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                 .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-                 .add_extension(x509.SubjectAlternativeName(
-                     [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                     critical=False))
-        cert = b.sign(issuer_key, hashes.SHA256())
-        paths[stem] = str(directory / f"{stem}.pem")
-        paths[stem + "_key"] = str(directory / f"{stem}.key")
-        with open(paths[stem], "wb") as f:
-            f.write(cert.public_bytes(serialization.Encoding.PEM))
-        with open(paths[stem + "_key"], "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-        return name(stem), key
-
-    ca = issue("ca")
-    issue("server", ca, ExtendedKeyUsageOID.SERVER_AUTH)
-    issue("client", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
-    issue("rogue", None, None)
+    for stem, issuer, usage in (("ca", False, None), ("server", True, "serverAuth"),
+                                ("client", True, "clientAuth"), ("rogue", False, None)):
+        paths[stem], paths[stem + "_key"] = issue(directory, stem, (paths["ca"], paths["ca_key"]) if issuer else None,
+                                                  usage)
     return types.SimpleNamespace(**paths)
 
 
