@@ -13,6 +13,7 @@ OpenTelemetry span around every request.
 import asyncio
 import json
 import os
+import threading
 
 import prometheus_client
 from fastapi import APIRouter, FastAPI, WebSocket
@@ -58,8 +59,10 @@ def create_app():
         return {"ok": True}
 
     @app.get("/pid")
-    def pid():
-        return {"pid": os.getpid()}
+    async def pid():
+        # async: the thread is the event loop's, i.e. the worker's, which
+        # tells apart workers that are threads of one process.
+        return {"pid": os.getpid(), "thread": threading.get_ident()}
 
     @app.get("/custom")
     def custom():
