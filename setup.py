@@ -5,6 +5,9 @@ Build switches (environment variables, read at build time only):
                        runs the store's full consistency check after every test
   FASTPROM_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer (implies debug);
                        run Python with LD_PRELOAD of libasan, see the README
+  FASTPROM_SANITIZE=thread
+                       ThreadSanitizer (implies debug), for an interpreter itself built
+                       with --with-thread-sanitizer (tools/interpreters.sh 3.13t-tsan)
 """
 import os
 import sys
@@ -13,7 +16,10 @@ from glob import glob
 from setuptools import Extension, setup
 
 debug = os.environ.get("FASTPROM_DEBUG") == "1"
-sanitize = os.environ.get("FASTPROM_SANITIZE") == "1"
+sanitize = os.environ.get("FASTPROM_SANITIZE", "")
+if sanitize not in ("", "0", "1", "thread"):
+    raise SystemExit(f"FASTPROM_SANITIZE={sanitize!r}: expected 1 (ASan/UBSan) or thread (TSan)")
+sanitize = "" if sanitize == "0" else sanitize
 
 cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
 ldflags = []
@@ -23,7 +29,11 @@ if debug or sanitize:
     undef = ["NDEBUG"]
 else:
     cflags += ["-O2"]
-if sanitize:
+if sanitize == "thread":
+    san = ["-fsanitize=thread", "-fno-omit-frame-pointer"]
+    cflags += san
+    ldflags += san
+elif sanitize:
     san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
     cflags += san
     ldflags += san
@@ -35,7 +45,7 @@ if not sys.platform.startswith("linux") and sys.platform != "darwin":
 
 # Each flavour builds in its own directory, so switching flavours never
 # reuses objects compiled with other flags.
-flavour = "asan" if sanitize else "debug" if debug else "release"
+flavour = "tsan" if sanitize == "thread" else "asan" if sanitize else "debug" if debug else "release"
 
 setup(
     options={"build": {"build_base": f"build/{flavour}"}},

@@ -3,8 +3,12 @@
 # from Debian 13's python3.13 source package, into a cache outside the clone:
 #   $FASTPROM_PY_CACHE/3.13/bin/python3.13     (normal build)
 #   $FASTPROM_PY_CACHE/3.13t/bin/python3.13t   (free-threaded, --disable-gil)
+#   $FASTPROM_PY_CACHE/3.13t-tsan/bin/python3.13t
+#                          (free-threaded and built with ThreadSanitizer; its
+#                          suppressions for CPython's own known reports are in
+#                          share/tsan-suppressions.txt beside it)
 # An interpreter already in the cache is kept; delete its folder to rebuild.
-# Usage: tools/interpreters.sh [3.13] [3.13t]   (both when none is named)
+# Usage: tools/interpreters.sh [3.13] [3.13t] [3.13t-tsan]   (3.13 and 3.13t when none is named)
 # Prints nothing but progress; exits non-zero when a build fails.
 set -euo pipefail
 cache=${FASTPROM_PY_CACHE:-/var/cache/fastprom-ci/python}
@@ -15,8 +19,8 @@ need=()
 for f in "${flavours[@]}"; do
     case "$f" in
         3.13) exe="$cache/3.13/bin/python3.13" ;;
-        3.13t) exe="$cache/3.13t/bin/python3.13t" ;;
-        *) echo "interpreters.sh: unknown flavour '$f' (known: 3.13, 3.13t)" >&2; exit 2 ;;
+        3.13t|3.13t-tsan) exe="$cache/$f/bin/python3.13t" ;;
+        *) echo "interpreters.sh: unknown flavour '$f' (known: 3.13, 3.13t, 3.13t-tsan)" >&2; exit 2 ;;
     esac
     if [ -x "$exe" ] && "$exe" -c 'import ssl, zlib, ctypes' 2>/dev/null; then
         echo "== $f: cached at $exe"
@@ -54,11 +58,20 @@ for f in "${need[@]}"; do
     echo "== building CPython $f (a few minutes)"
     b=$(mktemp -d)
     extra=()
-    [ "$f" = 3.13t ] && extra=(--disable-gil)
+    case "$f" in
+        3.13t) extra=(--disable-gil) ;;
+        3.13t-tsan) extra=(--disable-gil --with-thread-sanitizer) ;;
+    esac
     rm -rf "${cache:?}/$f"
     (cd "$b" && "$src/python3.13/configure" -q --prefix="$cache/$f" --without-ensurepip "${extra[@]}" >/dev/null \
         && make -s -j"$(nproc)" >/dev/null 2>&1 && make -s install >/dev/null 2>&1)
     rm -rf "$b"
-    exe="$cache/$f/bin/python$f"
+    if [ "$f" = 3.13t-tsan ]; then
+        mkdir -p "$cache/$f/share"
+        cp "$src/python3.13/Tools/tsan/suppressions_free_threading.txt" "$cache/$f/share/tsan-suppressions.txt"
+        exe="$cache/$f/bin/python3.13t"
+    else
+        exe="$cache/$f/bin/python$f"
+    fi
     "$exe" -c 'import ssl, zlib, ctypes, sys; print("==", sys.version)'
 done
