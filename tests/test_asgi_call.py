@@ -195,7 +195,11 @@ def test_the_exemplar_probe_is_skipped_while_it_says_so():
             await m(scope("/x"), receive, None)
     asyncio.run(main(3))
     assert len(calls) == 1 and len(slow) == 3  # asked once, then quiet
+    with pytest.raises(RuntimeError, match="configured already"):
+        m._configure(app, {}, {}, frozenset({"GET"}), lambda *a: records.append(a), exemplar,
+                     lambda *a: slow.append(a), lambda e: None, False)
     quiet["until"] = 0.0  # a provider is set: asked on every request
+    m = M()
     m._configure(app, {}, {}, frozenset({"GET"}), lambda *a: records.append(a), exemplar,
                  lambda *a: slow.append(a), lambda e: None, False)
     asyncio.run(main(3))
@@ -259,3 +263,33 @@ def test_many_request_kinds_are_each_counted_exactly():
     expected.clear()
     asyncio.run(main(1))
     check()
+
+
+def test_a_message_type_of_a_str_subclass_is_still_seen():
+    """An app (or a middleware under ours) may send a str subclass as the
+    message type: the status it starts the response with is the one counted."""
+    from fastprom.asgi import PrometheusInstrumentatorMiddleware
+
+    class Kind(str):
+        pass
+
+    class Route:
+        path = "/made"
+
+    async def app(scope, receive, send):
+        scope["route"] = Route()
+        await send({"type": Kind("http.response.start"), "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    reg = fastprom.CollectorRegistry()
+    mw = PrometheusInstrumentatorMiddleware(app, registry=reg, should_group_status_codes=False)
+    s = {"type": "http", "method": "GET", "path": "/made", "root_path": "", "headers": [], "query_string": b""}
+    for _ in range(3):
+        asyncio.run(mw(dict(s), receive, send))
+    assert reg.get_sample_value("http_requests_total", {"handler": "/made", "method": "GET", "status": "201"}) == 3

@@ -121,3 +121,97 @@ def test_threads_end_with_exact_totals():
     new = sum(v for (name, labels), v in s.items() if name == "ops_total" and dict(labels)["k"].startswith("new-"))
     removes = sum(1 for i in range(OPS) if i % 8 == 7 and i % 64 == 7)
     assert new == THREADS * (per - removes)
+
+
+def test_requests_through_the_c_middleware_from_threads_are_counted_exactly():
+    """Requests of a few kinds (method x status) driven through the C
+    middleware from several threads at once, its table of request kinds
+    filled and refreshed concurrently: another thread keeps removing and
+    re-creating a series of another handler (each removal makes every kind
+    look its series up again) and a third records straight through the
+    recorder.  Every request is counted once, on its own series."""
+    from fastprom.asgi import PrometheusInstrumentatorMiddleware
+
+    class Route:
+        path = "/r/{item}"
+    route = Route()
+    statuses = (200, 201, 204, 404, 500)
+
+    async def app(scope, receive, send):
+        scope["route"] = route
+        await send({"type": "http.response.start", "status": scope["_status"], "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    reg = fp.CollectorRegistry()
+    mw = PrometheusInstrumentatorMiddleware(app, registry=reg, should_group_status_codes=False)
+    total = reg._names_to_collectors["http_requests_total"]
+    recorder = mw._fast._recorder
+
+    def request(method, status):
+        scope = {"type": "http", "method": method, "path": "/r/1", "root_path": "", "headers": [],
+                 "query_string": b"", "_status": status}
+        coro = mw(scope, receive, send)
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        else:
+            raise AssertionError("the request did not complete in one step")
+
+    workers, per = 4, max(OPS // 8, 200)
+    start = threading.Barrier(workers + 2)
+    stop = threading.Event()
+    errors = []
+
+    def hitter(j):
+        try:
+            start.wait()
+            for i in range(per):
+                request(("GET", "POST")[(i + j) % 2], statuses[i % len(statuses)])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def churn():
+        try:
+            start.wait()
+            while not stop.is_set():
+                recorder.record("/other", "GET", "200", 0.001, None, None)
+                total.remove("GET", "200", "/other")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def contender():
+        try:
+            start.wait()
+            while not stop.is_set():
+                recorder.record("/r/{item}", "PUT", "200", 0.001, None, None)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=hitter, args=(j,)) for j in range(workers)]
+    background = [threading.Thread(target=churn), threading.Thread(target=contender)]
+    for t in threads + background:
+        t.start()
+    for t in threads:
+        t.join(900)
+    stop.set()
+    for t in background:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads + background), "a thread did not finish"
+    assert not errors, errors[:3]
+    expected = {}
+    for j in range(workers):
+        for i in range(per):
+            key = (("GET", "POST")[(i + j) % 2], str(statuses[i % len(statuses)]))
+            expected[key] = expected.get(key, 0) + 1
+    for (method, status), n in expected.items():
+        labels = {"handler": "/r/{item}", "method": method, "status": status}
+        assert reg.get_sample_value("http_requests_total", labels) == n, labels
+        assert reg.get_sample_value("http_request_duration_seconds_count", {"handler": "/r/{item}", "method": method}) \
+            == sum(v for (m, _), v in expected.items() if m == method)

@@ -431,7 +431,7 @@ int fp_recorder_refresh(PyObject *recorder, PyObject *const *hms, fp_http_kind *
     RecorderObject *self = (RecorderObject *)recorder;
     if (still_live(k, fp_removals(&self->highr->store->st)))
         return 0;
-    return bundle_for(self, hms, k);
+    return bundle_for(self, hms, k) < 0 ? -1 : 1;
 }
 
 int fp_recorder_counts_highr(PyObject *recorder, PyObject *status)
@@ -519,7 +519,9 @@ static PyObject *Tap_vectorcall(PyObject *op, PyObject *const *args, size_t narg
         /* Lookups that fail leave the message to the wrapped send, which
          * reports what is wrong with it. */
         PyObject *type = PyDict_GetItemWithError(args[0], ms->s_type);
-        if (type && PyUnicode_CheckExact(type) && (type == ms->s_start || fp_same_ascii(type, ms->s_start))) {
+        if (type && PyUnicode_Check(type) &&
+            (type == ms->s_start || (PyUnicode_CheckExact(type) ? fp_same_ascii(type, ms->s_start)
+                                                                 : PyUnicode_Compare(type, ms->s_start) == 0))) {
             PyObject *status = PyDict_GetItemWithError(args[0], ms->s_status);
             PyErr_Clear();
             PyObject *headers = PyDict_GetItemWithError(args[0], ms->s_headers);

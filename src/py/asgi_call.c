@@ -12,314 +12,11 @@
  *   status labels are the Python middleware's dicts, read here; a request
  *   they do not cover (a route not seen yet, a mount, a status not seen
  *   yet) goes to the Python slow path, which fills them. */
-#include "state.h"
+#include "asgi_call.h"
 
 #include <structmember.h>
 
 #include "clock.h"
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *app;          /* the wrapped ASGI app; NULL until _configure */
-    PyObject *known;        /* dict: id(route key) -> (route key, template) */
-    PyObject *status_labels; /* dict: status -> label */
-    PyObject *methods;      /* frozenset of the methods recorded as they are */
-    PyObject *record;       /* HttpRecorder.record */
-    PyObject *exemplar;     /* () -> dict or None, or None */
-    PyObject *quiet_until;  /* () -> the time before which exemplar() returns None without looking */
-    double quiet;           /* its last answer */
-    PyObject *slow;         /* (scope, root0, app0, start, end, started, status, headers, exemplar) */
-    PyObject *failed;       /* (exception) -> None: logs a recording failure */
-    PyObject *recorder;     /* the HttpRecorder whose record is `record`, or NULL */
-    struct kind_slot *kinds; /* KINDS slots, with a recorder */
-    int exclude_streaming;
-    vectorcallfunc vectorcall;
-    module_state *ms;
-} MiddlewareObject;
-
-/* The middleware's own table of the request kinds it has seen: (route key,
- * method, status) -> the labels and series, so a request of a known kind
- * makes no dict lookup of its own and builds no key.  Open addressing,
- * never evicted; a kind that finds no slot takes the recorder's path. */
-#define KINDS 256
-#define KIND_PROBES 8
-typedef struct kind_slot {
-    PyObject *route;        /* the route key (a strong reference: identity is the key); NULL: empty */
-    PyObject *method;       /* the request method as first seen */
-    long status;
-    PyObject *labels[3];    /* handler template, method label, status label */
-    int highr;              /* observed by the unlabelled histogram */
-    fp_http_kind kind;
-} kind_slot;
-
-typedef struct {
-    PyObject_HEAD
-    MiddlewareObject *mw;
-    PyObject *scope, *iter, *root0, *app0, *exemplar;
-    TapObject *tap;
-    double start;
-    int done;               /* recorded (or nothing to record) */
-} CallObject;
-
-/* ---- recording -------------------------------------------------------- */
-
-/* The key of the route the router left in the scope: the route, or
- * FastAPI's endpoint context when it belongs to that route.  Borrowed, or
- * NULL (none, or an error: -1 in *err). */
-static PyObject *route_key(MiddlewareObject *mw, PyObject *scope, int *err)
-{
-    module_state *ms = mw->ms;
-    PyObject *route = PyDict_GetItemWithError(scope, ms->s_route);
-    if (!route || route == Py_None)
-        goto miss;
-    PyObject *key = route;
-    PyObject *fa = PyDict_GetItemWithError(scope, ms->s_fastapi);
-    if (fa && PyDict_Check(fa)) {
-        PyObject *ctx = PyDict_GetItemWithError(fa, ms->s_erc);
-        if (ctx && ctx != Py_None) {
-            PyObject *orig = PyObject_GetAttr(ctx, ms->s_original);
-            if (!orig) {
-                if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-                    goto miss;
-                PyErr_Clear();
-            } else {
-                if (orig == route)
-                    key = ctx;
-                Py_DECREF(orig);
-            }
-        }
-    }
-    if (PyErr_Occurred())
-        goto miss;
-    return key;
-miss:
-    if (PyErr_Occurred())
-        *err = -1;
-    return NULL;
-}
-
-/* The template of a route key if the middleware has seen it at the top
- * level: a borrowed str, or NULL (a miss, or an error: -1 in *err). */
-static PyObject *known_template(MiddlewareObject *mw, PyObject *key, int *err)
-{
-    PyObject *id = PyLong_FromVoidPtr(key);
-    if (!id) {
-        *err = -1;
-        return NULL;
-    }
-    PyObject *hit = PyDict_GetItemWithError(mw->known, id);
-    Py_DECREF(id);
-    if (hit && PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 2 && PyTuple_GET_ITEM(hit, 0) == key)
-        return PyTuple_GET_ITEM(hit, 1);
-    if (PyErr_Occurred())
-        *err = -1;
-    return NULL;
-}
-
-/* Whether the request's root path is what it was when it came in (an
- * app that mounts sub-apps changes it: then the route is not a top-level
- * one).  1, 0 or -1. */
-static int same_root(CallObject *c)
-{
-    PyObject *root = PyDict_GetItemWithError(c->scope, c->mw->ms->s_root_path);
-    if (!root && PyErr_Occurred())
-        return -1;
-    int now_empty = !root || root == Py_None || (PyUnicode_Check(root) && PyUnicode_GET_LENGTH(root) == 0);
-    int then_empty = c->root0 == Py_None || (PyUnicode_Check(c->root0) && PyUnicode_GET_LENGTH(c->root0) == 0);
-    if (now_empty || then_empty)
-        return now_empty && then_empty;
-    return PyObject_RichCompareBool(root, c->root0, Py_EQ);
-}
-
-/* Two request methods the same: the same object, or two str of the same
- * characters (servers make one per request). */
-static int same_method(PyObject *a, PyObject *b)
-{
-    if (a == b)
-        return 1;
-    if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b))
-        return 0;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
-    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b) &&
-           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
-}
-
-/* The slot of a kind in the table: the one holding it (*hit set), or the
- * empty one it would go in, or NULL when its probes are all taken. */
-static kind_slot *find_kind(MiddlewareObject *mw, PyObject *key, PyObject *method, long status, int *hit)
-{
-    size_t h = ((size_t)key >> 4) * 0x9E3779B97F4A7C15u;
-    h ^= (size_t)status * 31u;
-    if (PyUnicode_CheckExact(method) && PyUnicode_GET_LENGTH(method) > 0)
-        h ^= (size_t)PyUnicode_READ_CHAR(method, 0) * 7u + (size_t)PyUnicode_GET_LENGTH(method);
-    h ^= h >> 29;
-    *hit = 0;
-    for (size_t i = 0; i < KIND_PROBES; i++) {
-        kind_slot *k = &mw->kinds[(h + i) & (KINDS - 1)];
-        if (!k->route)
-            return k;
-        if (k->route == key && k->status == status && same_method(k->method, method)) {
-            *hit = 1;
-            return k;
-        }
-    }
-    return NULL;
-}
-
-static void clear_kinds(MiddlewareObject *mw)
-{
-    if (!mw->kinds)
-        return;
-    for (size_t i = 0; i < KINDS; i++) {
-        kind_slot *k = &mw->kinds[i];
-        Py_CLEAR(k->route);
-        Py_CLEAR(k->method);
-        for (int j = 0; j < 3; j++)
-            Py_CLEAR(k->labels[j]);
-    }
-}
-
-/* Records a request of a top-level route through the recorder, from the
- * kinds table when the kind is in it.  1 when recorded, 0 when the caches
- * do not cover it (the slow path's), or -1. */
-static int record_kind(CallObject *c, PyObject *key, PyObject *status, double duration)
-{
-    MiddlewareObject *mw = c->mw;
-    module_state *ms = mw->ms;
-    PyObject *method = PyDict_GetItemWithError(c->scope, ms->s_method);
-    if (!method) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_KeyError, "method");
-        return -1;
-    }
-    long sv = PyLong_AsLong(status);
-    if (sv == -1 && PyErr_Occurred()) { /* past a C long: the slow path's */
-        PyErr_Clear();
-        return 0;
-    }
-    fp_http_kind kind;
-    int highr = 0, rc = -1, hit = 0;
-    PyObject *labels[3] = {NULL, NULL, NULL};
-    Py_BEGIN_CRITICAL_SECTION(mw);
-    kind_slot *k = find_kind(mw, key, method, sv, &hit);
-    if (hit) {
-        if (fp_recorder_refresh(mw->recorder, k->labels, &k->kind) == 0) {
-            kind = k->kind;
-            highr = k->highr;
-            rc = 1;
-        }
-    } else {
-        int err = 0;
-        PyObject *tmpl = known_template(mw, key, &err);
-        PyObject *label = tmpl ? PyDict_GetItemWithError(mw->status_labels, status) : NULL;
-        int known = label ? PySet_Contains(mw->methods, method) : 0;
-        if (err || (!label && PyErr_Occurred()) || known < 0) {
-            rc = -1;
-        } else if (!label) {
-            rc = 0;
-        } else {
-            labels[0] = Py_NewRef(tmpl);
-            labels[1] = Py_NewRef(known ? method : ms->s_other);
-            labels[2] = Py_NewRef(label);
-            if (fp_recorder_kind(mw->recorder, labels, &kind) == 0) {
-                highr = fp_recorder_counts_highr(mw->recorder, label);
-                rc = 1;
-                /* A kind under an overflow series is not kept: the kinds
-                 * past a limit are the unbounded ones. */
-                if (k && !kind.overflowed) {
-                    k->route = Py_NewRef(key);
-                    k->method = Py_NewRef(method);
-                    k->status = sv;
-                    for (int j = 0; j < 3; j++)
-                        k->labels[j] = Py_NewRef(labels[j]);
-                    k->highr = highr;
-                    k->kind = kind;
-                }
-            }
-        }
-    }
-    Py_END_CRITICAL_SECTION();
-    for (int j = 0; j < 3; j++)
-        Py_XDECREF(labels[j]);
-    if (rc != 1)
-        return rc;
-    PyObject *headers = PyDict_GetItemWithError(c->scope, ms->s_headers);
-    if (!headers && PyErr_Occurred())
-        return -1;
-    PyObject *resp = c->tap->headers;
-    double d[3] = {duration, headers && headers != Py_None ? fp_header_length(headers) : 0,
-                   resp != Py_None ? fp_header_length(resp) : 0};
-    fp_recorder_observe(mw->recorder, &kind, highr, d, c->exemplar);
-    return 1;
-}
-
-/* Records the request; 0, or -1 with an exception set. */
-static int record(CallObject *c)
-{
-    MiddlewareObject *mw = c->mw;
-    module_state *ms = mw->ms;
-    double end = fp_monotonic();
-    PyObject *status = c->tap->status == Py_None ? ms->i_500 : c->tap->status;
-    int err = 0;
-    PyObject *key = route_key(mw, c->scope, &err);
-    if (err)
-        return -1;
-    if (key) {
-        int same = same_root(c);
-        if (same < 0)
-            return -1;
-        if (!same)
-            key = NULL;
-    }
-    double duration = mw->exclude_streaming ? (c->tap->started ? c->tap->started - c->start : 0.0) : end - c->start;
-    if (key && mw->recorder && PyLong_CheckExact(status)) {
-        int r = record_kind(c, key, status, duration);
-        if (r)
-            return r < 0 ? -1 : 0;
-        key = NULL;
-    }
-    PyObject *tmpl = key ? known_template(mw, key, &err) : NULL;
-    if (err)
-        return -1;
-    PyObject *label = tmpl ? PyDict_GetItemWithError(mw->status_labels, status) : NULL;
-    if (!label && PyErr_Occurred())
-        return -1;
-    if (!label) { /* the Python slow path: it fills the caches */
-        PyObject *root0 = c->root0 == Py_None ? PyUnicode_FromStringAndSize(NULL, 0) : Py_NewRef(c->root0);
-        if (!root0)
-            return -1;
-        PyObject *r = PyObject_CallFunction(mw->slow, "OOOdddOOO", c->scope, root0, c->app0, c->start, end,
-                                            c->tap->started, status, c->tap->headers, c->exemplar);
-        Py_DECREF(root0);
-        if (!r)
-            return -1;
-        Py_DECREF(r);
-        return 0;
-    }
-    PyObject *method = PyDict_GetItemWithError(c->scope, ms->s_method);
-    if (!method) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_KeyError, "method");
-        return -1;
-    }
-    int known = PySet_Contains(mw->methods, method);
-    if (known < 0)
-        return -1;
-    PyObject *headers = PyDict_GetItemWithError(c->scope, ms->s_headers);
-    if (!headers && PyErr_Occurred())
-        return -1;
-    PyObject *d = PyFloat_FromDouble(duration);
-    if (!d)
-        return -1;
-    PyObject *args[7] = {tmpl, known ? method : ms->s_other, label, d, headers ? headers : Py_None,
-                         c->tap->headers, c->exemplar};
-    PyObject *r = PyObject_Vectorcall(mw->record, args, 7, NULL);
-    Py_DECREF(d);
-    if (!r)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
 
 /* Records once, keeping whatever exception is set (the app's): recording
  * never breaks a request; its own failure goes to mw->failed. */
@@ -332,7 +29,7 @@ static void finish(CallObject *c)
     int raised = PyErr_Occurred() != NULL;
     if (raised)
         PyErr_Fetch(&et, &ev, &tb);
-    if (record(c) < 0) {
+    if (fp_call_record(c) < 0) {
         PyObject *t2, *v2, *tb2;
         PyErr_Fetch(&t2, &v2, &tb2);
         PyErr_NormalizeException(&t2, &v2, &tb2);
@@ -649,6 +346,12 @@ static PyObject *Mw_configure(MiddlewareObject *self, PyObject *args, PyObject *
                              "exclude_streaming", NULL};
     PyObject *app, *known, *labels, *methods, *rec, *exemplar, *slow, *failed;
     int exclude;
+    /* Once: requests in flight (other threads, without the GIL) read the
+     * configuration without a lock. */
+    if (self->app) {
+        PyErr_SetString(PyExc_RuntimeError, "_configure: this middleware is configured already");
+        return NULL;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!O!O!OOOOp:_configure", kwlist, &app, &PyDict_Type, &known,
                                      &PyDict_Type, &labels, &PyFrozenSet_Type, &methods, &rec, &exemplar, &slow,
                                      &failed, &exclude))
@@ -685,16 +388,10 @@ static PyObject *Mw_configure(MiddlewareObject *self, PyObject *args, PyObject *
         PyErr_NoMemory();
         return NULL;
     }
-    /* The kinds seen under the old configuration go with it. */
-    Py_BEGIN_CRITICAL_SECTION(self);
-    clear_kinds(self);
-    PyMem_Free(self->kinds);
     self->kinds = kinds;
-    Py_END_CRITICAL_SECTION();
     Py_XSETREF(self->recorder, Py_XNewRef(recorder));
     Py_XSETREF(self->quiet_until, quiet);
     self->quiet = 0.0;
-    Py_XSETREF(self->app, Py_NewRef(app));
     Py_XSETREF(self->known, Py_NewRef(known));
     Py_XSETREF(self->status_labels, Py_NewRef(labels));
     Py_XSETREF(self->methods, Py_NewRef(methods));
@@ -703,6 +400,8 @@ static PyObject *Mw_configure(MiddlewareObject *self, PyObject *args, PyObject *
     Py_XSETREF(self->slow, Py_NewRef(slow));
     Py_XSETREF(self->failed, Py_NewRef(failed));
     self->exclude_streaming = exclude;
+    /* Last: a middleware with an app is a configured one. */
+    Py_XSETREF(self->app, Py_NewRef(app));
     Py_RETURN_NONE;
 }
 
@@ -746,7 +445,7 @@ static int Mw_clear(MiddlewareObject *self)
     Py_CLEAR(self->slow);
     Py_CLEAR(self->failed);
     Py_CLEAR(self->recorder);
-    clear_kinds(self);
+    fp_clear_kinds(self);
     return 0;
 }
 

@@ -190,7 +190,8 @@ int fp_recorder_of(module_state *ms, PyObject *callable, PyObject **recorder);
  * record() finds them.  0 or -1. */
 int fp_recorder_kind(PyObject *recorder, PyObject *const *hms, fp_http_kind *k);
 /* Makes a kind found before current after removals (its series looked up
- * again when one of them went).  0 or -1. */
+ * again when one of them went).  1 when it was looked up again, 0 when
+ * it was current, or -1. */
 int fp_recorder_refresh(PyObject *recorder, PyObject *const *hms, fp_http_kind *k);
 /* Whether a request with this status label is observed by the unlabelled histogram. */
 int fp_recorder_counts_highr(PyObject *recorder, PyObject *status);
