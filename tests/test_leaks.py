@@ -126,13 +126,22 @@ def test_object_counts_settle():
     reg, m = build()
     for i in range(300):  # warm up: every label set, child and cache entry exists
         round_of(reg, m, i)
-    objects0, blocks0 = measure()
-    for i in range(300, 1300):
-        round_of(reg, m, i)
-    objects1, blocks1 = measure()
-    # A leak of one object per operation would show as tens of thousands.
-    assert objects1 - objects0 < 200, (objects0, objects1)
-    assert blocks1 - blocks0 < 500, (blocks0, blocks1)
+    # A leak of one object per operation would show as tens of thousands in
+    # every window of 1,000 rounds.  What else the process does (other
+    # tests' caches, the allocator's own blocks) can grow one window by a
+    # few hundred blocks, so up to three windows are measured and one must
+    # stay under the bound.
+    windows = []
+    for w in range(3):
+        objects0, blocks0 = measure()
+        for i in range(300 + 1000 * w, 1300 + 1000 * w):
+            round_of(reg, m, i)
+        objects1, blocks1 = measure()
+        windows.append((objects1 - objects0, blocks1 - blocks0))
+        if objects1 - objects0 < 200 and blocks1 - blocks0 < 500:
+            break
+    else:
+        raise AssertionError(f"objects and blocks grew in every window: {windows}")
 
 
 def test_reference_counts_of_arguments_are_unchanged():
