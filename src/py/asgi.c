@@ -434,6 +434,12 @@ int fp_recorder_refresh(PyObject *recorder, PyObject *const *hms, fp_http_kind *
     return bundle_for(self, hms, k) < 0 ? -1 : 1;
 }
 
+int fp_recorder_current(PyObject *recorder, fp_http_kind *k)
+{
+    RecorderObject *self = (RecorderObject *)recorder;
+    return still_live(k, fp_removals(&self->highr->store->st));
+}
+
 int fp_recorder_counts_highr(PyObject *recorder, PyObject *status)
 {
     return counts_highr((RecorderObject *)recorder, status);

@@ -284,16 +284,17 @@ static PyObject *Mw_vectorcall(PyObject *op, PyObject *const *args, size_t nargs
     PyObject_GC_Track(c);
     if (PyErr_Occurred()) /* PyObject_IsTrue of the root path */
         goto fail;
-    if (mw->exemplar == Py_None || start < mw->quiet) {
+    if (mw->exemplar == Py_None || start < fp_loadd(&mw->quiet)) {
         c->exemplar = Py_NewRef(Py_None);
     } else if (!(c->exemplar = PyObject_CallNoArgs(mw->exemplar))) {
         goto fail;
     } else if (c->exemplar == Py_None && mw->quiet_until) { /* not looking again before this */
         PyObject *q = PyObject_CallNoArgs(mw->quiet_until);
-        mw->quiet = q ? PyFloat_AsDouble(q) : -1.0;
+        double until = q ? PyFloat_AsDouble(q) : -1.0;
         Py_XDECREF(q);
-        if (mw->quiet == -1.0 && PyErr_Occurred())
+        if (until == -1.0 && PyErr_Occurred())
             goto fail;
+        fp_stored(&mw->quiet, until);
     }
     c->tap = fp_tap_new(ms, args[2]);
     if (!c->tap)
@@ -391,7 +392,7 @@ static PyObject *Mw_configure(MiddlewareObject *self, PyObject *args, PyObject *
     self->kinds = kinds;
     Py_XSETREF(self->recorder, Py_XNewRef(recorder));
     Py_XSETREF(self->quiet_until, quiet);
-    self->quiet = 0.0;
+    fp_stored(&self->quiet, 0.0);
     Py_XSETREF(self->known, Py_NewRef(known));
     Py_XSETREF(self->status_labels, Py_NewRef(labels));
     Py_XSETREF(self->methods, Py_NewRef(methods));
@@ -426,6 +427,7 @@ static int Mw_traverse(MiddlewareObject *self, visitproc visit, void *arg)
     Py_VISIT(self->recorder);
     for (size_t i = 0; self->kinds && i < KINDS; i++) {
         Py_VISIT(self->kinds[i].route);
+        Py_VISIT(self->kinds[i].via);
         Py_VISIT(self->kinds[i].method);
         for (int j = 0; j < 3; j++)
             Py_VISIT(self->kinds[i].labels[j]);

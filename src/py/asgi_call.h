@@ -15,7 +15,7 @@ typedef struct {
     PyObject *record;       /* HttpRecorder.record */
     PyObject *exemplar;     /* () -> dict or None, or None */
     PyObject *quiet_until;  /* () -> the time before which exemplar() returns None without looking */
-    double quiet;           /* its last answer */
+    fp_word quiet;          /* its last answer, a double (atomic: requests in several threads) */
     PyObject *slow;         /* (scope, root0, app0, start, end, started, status, headers, exemplar) */
     PyObject *failed;       /* (exception) -> None: logs a recording failure */
     PyObject *recorder;     /* the HttpRecorder whose record is `record`, or NULL */
@@ -33,6 +33,8 @@ typedef struct {
 #define KIND_PROBES 8
 typedef struct kind_slot {
     PyObject *route;        /* the route key (a strong reference: identity is the key); NULL: empty */
+    PyObject *via;          /* the scope's route it was found for (the key itself, or the route of
+                             * FastAPI's endpoint context that is the key) */
     PyObject *method;       /* the request method as first seen */
     long status;
     PyObject *labels[3];    /* handler template, method label, status label */

@@ -55,6 +55,30 @@ miss:
     return NULL;
 }
 
+/* What the kinds table is looked up by, without the attribute lookup
+ * route_key makes: FastAPI's endpoint context when the scope has one, else
+ * the route (*route: the scope's route).  Borrowed, or NULL (no route, or
+ * an error: -1 in *err).  A kind is only kept under a key route_key gives
+ * for the same route, so a hit is that key. */
+static PyObject *quick_key(MiddlewareObject *mw, PyObject *scope, PyObject **route, int *err)
+{
+    module_state *ms = mw->ms;
+    PyObject *r = PyDict_GetItemWithError(scope, ms->s_route);
+    PyObject *key = r;
+    if (r && r != Py_None) {
+        PyObject *fa = PyDict_GetItemWithError(scope, ms->s_fastapi);
+        PyObject *ctx = fa && PyDict_Check(fa) ? PyDict_GetItemWithError(fa, ms->s_erc) : NULL;
+        if (ctx && ctx != Py_None)
+            key = ctx;
+    }
+    if (PyErr_Occurred()) {
+        *err = -1;
+        return NULL;
+    }
+    *route = r;
+    return r && r != Py_None ? key : NULL;
+}
+
 /* The template of a route key if the middleware has seen it at the top
  * level: a borrowed str, or NULL (a miss, or an error: -1 in *err). */
 static PyObject *known_template(MiddlewareObject *mw, PyObject *key, int *err)
@@ -119,7 +143,8 @@ static int same_method(PyObject *a, PyObject *b)
 
 /* The slot of a kind in the table: the one holding it (*hit set), or the
  * empty one it would go in, or NULL when its probes are all taken. */
-static kind_slot *find_kind(MiddlewareObject *mw, PyObject *key, PyObject *method, long status, int *hit)
+static kind_slot *find_kind(MiddlewareObject *mw, PyObject *key, PyObject *via, PyObject *method, long status,
+                            int *hit)
 {
     size_t h = ((size_t)key >> 4) * 0x9E3779B97F4A7C15u;
     h ^= (size_t)status * 31u;
@@ -131,7 +156,7 @@ static kind_slot *find_kind(MiddlewareObject *mw, PyObject *key, PyObject *metho
         kind_slot *k = &mw->kinds[(h + i) & (KINDS - 1)];
         if (!k->route)
             return k;
-        if (k->route == key && k->status == status && same_method(k->method, method)) {
+        if (k->route == key && k->via == via && k->status == status && same_method(k->method, method)) {
             *hit = 1;
             return k;
         }
@@ -146,6 +171,7 @@ void fp_clear_kinds(MiddlewareObject *mw)
     for (size_t i = 0; i < KINDS; i++) {
         kind_slot *k = &mw->kinds[i];
         Py_CLEAR(k->route);
+        Py_CLEAR(k->via);
         Py_CLEAR(k->method);
         for (int j = 0; j < 3; j++)
             Py_CLEAR(k->labels[j]);
@@ -162,7 +188,7 @@ void fp_clear_kinds(MiddlewareObject *mw)
  * takes the recorder's lock, and may run Python code), and written back
  * after probing again, into the slot that holds the kind by then or into
  * an empty one. */
-static int record_kind(CallObject *c, PyObject *key, PyObject *status, double duration)
+static int record_kind(CallObject *c, PyObject *cand, PyObject *via, PyObject *status, double duration)
 {
     MiddlewareObject *mw = c->mw;
     module_state *ms = mw->ms;
@@ -174,25 +200,36 @@ static int record_kind(CallObject *c, PyObject *key, PyObject *status, double du
         PyErr_Clear();
         return 0;
     }
-    Py_INCREF(method); /* the scope is the app's: it may change it */
     fp_http_kind kind;
-    int highr = 0, rc = -1, hit = 0, keep = 0;
+    int highr = 0, rc = -1, hit = 0, current = 0, keep = 0;
     PyObject *labels[3] = {NULL, NULL, NULL};
     Py_BEGIN_CRITICAL_SECTION(mw);
-    kind_slot *k = find_kind(mw, key, method, sv, &hit);
+    kind_slot *k = find_kind(mw, cand, via, method, sv, &hit);
     if (hit) {
+        /* The common case ends here: a known kind whose series are all
+         * still there, recorded with what the slot holds. */
+        current = fp_recorder_current(mw->recorder, &k->kind);
         kind = k->kind;
         highr = k->highr;
-        for (int j = 0; j < 3; j++)
-            labels[j] = Py_NewRef(k->labels[j]);
+        if (!current)
+            for (int j = 0; j < 3; j++)
+                labels[j] = Py_NewRef(k->labels[j]);
     }
     Py_END_CRITICAL_SECTION();
+    if (current)
+        goto observe;
+    Py_INCREF(method); /* the scope is the app's: Python code run below may change it */
     if (hit) {
         keep = fp_recorder_refresh(mw->recorder, labels, &kind);
         if (keep < 0)
             goto done;
     } else {
         int err = 0;
+        PyObject *key = route_key(mw, c->scope, &err);
+        if (!key) {
+            rc = err ? -1 : 0;
+            goto done;
+        }
         PyObject *tmpl = known_template(mw, key, &err);
         PyObject *label = tmpl ? status_label(mw, status) : NULL;
         int known = label ? PySet_Contains(mw->methods, method) : 0;
@@ -215,14 +252,15 @@ static int record_kind(CallObject *c, PyObject *key, PyObject *status, double du
         /* Not kept: a kind under an overflow series (the kinds past a
          * limit are the unbounded ones), and a method outside the known
          * ones (clients choose those: they would fill the table). */
-        keep = known && !kind.overflowed;
+        keep = known && !kind.overflowed && key == cand;
     }
     if (keep) {
         Py_BEGIN_CRITICAL_SECTION(mw);
         int again = 0;
-        kind_slot *w = find_kind(mw, key, method, sv, &again);
+        kind_slot *w = find_kind(mw, cand, via, method, sv, &again);
         if (w && !again) {
-            w->route = Py_NewRef(key);
+            w->route = Py_NewRef(cand);
+            w->via = Py_NewRef(via);
             w->method = Py_NewRef(method);
             w->status = sv;
             for (int j = 0; j < 3; j++)
@@ -241,6 +279,7 @@ done:
     Py_DECREF(method);
     if (rc != 1)
         return rc;
+observe:;
     PyObject *headers = PyDict_GetItemWithError(c->scope, ms->s_headers);
     if (!headers && PyErr_Occurred())
         return -1;
@@ -302,23 +341,27 @@ int fp_call_record(CallObject *c)
     double end = fp_monotonic();
     PyObject *status = c->tap->status == Py_None ? ms->i_500 : c->tap->status;
     int err = 0;
-    PyObject *key = route_key(mw, c->scope, &err);
+    PyObject *via = NULL;
+    PyObject *cand = quick_key(mw, c->scope, &via, &err);
     if (err)
         return -1;
-    if (key) {
+    if (cand) {
         int same = same_root(c);
         if (same < 0)
             return -1;
         if (!same)
-            key = NULL;
+            cand = NULL;
     }
     double duration = mw->exclude_streaming ? (c->tap->started ? c->tap->started - c->start : 0.0) : end - c->start;
-    if (key && mw->recorder && PyLong_CheckExact(status)) {
-        int r = record_kind(c, key, status, duration);
+    if (cand && mw->recorder && PyLong_CheckExact(status)) {
+        int r = record_kind(c, cand, via, status, duration);
         if (r)
             return r < 0 ? -1 : 0;
-        key = NULL;
+        return record_slow(c, status, end);
     }
+    PyObject *key = cand ? route_key(mw, c->scope, &err) : NULL;
+    if (err)
+        return -1;
     PyObject *tmpl = key ? known_template(mw, key, &err) : NULL;
     if (err)
         return -1;

@@ -193,6 +193,9 @@ int fp_recorder_kind(PyObject *recorder, PyObject *const *hms, fp_http_kind *k);
  * again when one of them went).  1 when it was looked up again, 0 when
  * it was current, or -1. */
 int fp_recorder_refresh(PyObject *recorder, PyObject *const *hms, fp_http_kind *k);
+/* Whether a kind's series are all still there (no Python, no lock; it
+ * notes the removals it has seen in *k).  1 or 0. */
+int fp_recorder_current(PyObject *recorder, fp_http_kind *k);
 /* Whether a request with this status label is observed by the unlabelled histogram. */
 int fp_recorder_counts_highr(PyObject *recorder, PyObject *status);
 /* Updates every metric of one request of kind k: d holds the duration and
