@@ -20,46 +20,11 @@ static PyObject *request_method(CallObject *c)
     return method;
 }
 
-/* The key of the route the router left in the scope: the route, or
- * FastAPI's endpoint context when it belongs to that route.  Borrowed, or
- * NULL (none, or an error: -1 in *err). */
-static PyObject *route_key(MiddlewareObject *mw, PyObject *scope, int *err)
-{
-    module_state *ms = mw->ms;
-    PyObject *route = PyDict_GetItemWithError(scope, ms->s_route);
-    if (!route || route == Py_None)
-        goto miss;
-    PyObject *key = route;
-    PyObject *fa = PyDict_GetItemWithError(scope, ms->s_fastapi);
-    if (fa && PyDict_Check(fa)) {
-        PyObject *ctx = PyDict_GetItemWithError(fa, ms->s_erc);
-        if (ctx && ctx != Py_None) {
-            PyObject *orig = PyObject_GetAttr(ctx, ms->s_original);
-            if (!orig) {
-                if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-                    goto miss;
-                PyErr_Clear();
-            } else {
-                if (orig == route)
-                    key = ctx;
-                Py_DECREF(orig);
-            }
-        }
-    }
-    if (PyErr_Occurred())
-        goto miss;
-    return key;
-miss:
-    if (PyErr_Occurred())
-        *err = -1;
-    return NULL;
-}
-
-/* What the kinds table is looked up by, without the attribute lookup
- * route_key makes: FastAPI's endpoint context when the scope has one, else
- * the route (*route: the scope's route).  Borrowed, or NULL (no route, or
- * an error: -1 in *err).  A kind is only kept under a key route_key gives
- * for the same route, so a hit is that key. */
+/* What the kinds table is looked up by, without an attribute lookup:
+ * FastAPI's endpoint context when the scope has one, else the route
+ * (*route: the scope's route).  Borrowed, or NULL (no route, or an error:
+ * -1 in *err).  A kind is only kept under the key route_key gives for the
+ * same route, so a hit is that key. */
 static PyObject *quick_key(MiddlewareObject *mw, PyObject *scope, PyObject **route, int *err)
 {
     module_state *ms = mw->ms;
@@ -79,8 +44,30 @@ static PyObject *quick_key(MiddlewareObject *mw, PyObject *scope, PyObject **rou
     return r && r != Py_None ? key : NULL;
 }
 
+/* The key of the route the router left in the scope: the route, or
+ * FastAPI's endpoint context when it belongs to that route.  Borrowed, or
+ * NULL (none, or an error: -1 in *err). */
+static PyObject *route_key(MiddlewareObject *mw, PyObject *scope, int *err)
+{
+    PyObject *route = NULL;
+    PyObject *key = quick_key(mw, scope, &route, err);
+    if (!key || key == route)
+        return key;
+    PyObject *orig = PyObject_GetAttr(key, mw->ms->s_original);
+    if (!orig) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            *err = -1;
+            return NULL;
+        }
+        PyErr_Clear();
+        return route;
+    }
+    Py_DECREF(orig);
+    return orig == route ? key : route;
+}
+
 /* The template of a route key if the middleware has seen it at the top
- * level: a borrowed str, or NULL (a miss, or an error: -1 in *err). */
+ * level: a strong reference, or NULL (a miss, or an error: -1 in *err). */
 static PyObject *known_template(MiddlewareObject *mw, PyObject *key, int *err)
 {
     PyObject *id = PyLong_FromVoidPtr(key);
