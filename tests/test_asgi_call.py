@@ -293,3 +293,44 @@ def test_a_message_type_of_a_str_subclass_is_still_seen():
     for _ in range(3):
         asyncio.run(mw(dict(s), receive, send))
     assert reg.get_sample_value("http_requests_total", {"handler": "/made", "method": "GET", "status": "201"}) == 3
+
+
+def test_a_send_the_app_keeps_is_never_handed_to_another_request():
+    """The middleware reuses the send wrapper of a finished request only
+    when nothing else holds it: a wrapper an app keeps past its request
+    still answers for that request, and every request is counted with its
+    own status."""
+    from fastprom.asgi import PrometheusInstrumentatorMiddleware
+
+    class Route:
+        path = "/kept"
+
+    kept = []
+
+    async def app(scope, receive, send):
+        scope["route"] = Route()
+        status = int(scope["path"].rsplit("/", 1)[1])
+        if status % 2:  # every other request keeps its send
+            kept.append((status, send))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message):
+        pass
+
+    reg = fastprom.CollectorRegistry()
+    mw = PrometheusInstrumentatorMiddleware(app, registry=reg, should_group_status_codes=False)
+
+    async def main():
+        for status in range(200, 240):
+            path = f"/kept/{status}"
+            await mw({"type": "http", "method": "GET", "path": path, "root_path": "", "headers": [],
+                      "query_string": b""}, receive, send)
+    asyncio.run(main())
+    gc.collect()
+    assert len({id(s) for _, s in kept}) == len(kept) == 20
+    for status, s in kept:
+        assert s.status == status  # not a later request's
+    for status in range(200, 240):
+        assert reg.get_sample_value("http_requests_total",
+                                    {"handler": "/kept", "method": "GET", "status": str(status)}) == 1

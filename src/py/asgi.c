@@ -568,6 +568,14 @@ TapObject *fp_tap_new(module_state *ms, PyObject *send)
     return self;
 }
 
+void fp_tap_empty(TapObject *tap)
+{
+    Py_CLEAR(tap->send);
+    Py_SETREF(tap->status, Py_NewRef(Py_None));
+    Py_SETREF(tap->headers, Py_NewRef(Py_None));
+    tap->started = 0.0;
+}
+
 static int Tap_traverse(TapObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));

@@ -3,7 +3,8 @@
  * - HttpMiddleware is the base class of the Python middleware.  Once
  *   configured (the default metrics, no filters, no in-progress gauge),
  *   calling it with an HTTP scope notes the start time, wraps send in a
- *   SendTap, calls the app and returns an HttpCall; everything else goes
+ *   SendTap (the last request's, when no one kept it), calls the app and
+ *   returns an HttpCall; everything else goes
  *   to the Python method self._call.
  * - HttpCall is the awaitable: it drives the app's coroutine (send, throw,
  *   close, and am_send for the awaiting coroutine) and, when the app
@@ -198,12 +199,34 @@ static int Call_clear(CallObject *c)
     return 0;
 }
 
+/* The request's tap, kept by the middleware for its next request when no
+ * one else holds it (the app and the server are done with it): one
+ * object fewer to make and free per request. */
+static void keep_tap(CallObject *c)
+{
+#ifndef Py_GIL_DISABLED
+    MiddlewareObject *mw = c->mw;
+    TapObject *tap = c->tap;
+    if (!tap || !mw || mw->spare || !mw->app || Py_REFCNT(tap) != 1)
+        return;
+    c->tap = NULL;
+    fp_tap_empty(tap); /* may run code (a send's __del__) that fills mw->spare itself */
+    if (mw->spare)
+        Py_DECREF(tap);
+    else
+        mw->spare = tap;
+#else
+    (void)c;
+#endif
+}
+
 static void Call_dealloc(CallObject *c)
 {
     PyTypeObject *tp = Py_TYPE(c);
     if (PyObject_CallFinalizerFromDealloc((PyObject *)c) < 0)
         return; /* resurrected */
     PyObject_GC_UnTrack(c);
+    keep_tap(c);
     Call_clear(c);
     tp->tp_free(c);
     Py_DECREF(tp);
@@ -296,9 +319,13 @@ static PyObject *Mw_vectorcall(PyObject *op, PyObject *const *args, size_t nargs
             goto fail;
         fp_stored(&mw->quiet, until);
     }
-    c->tap = fp_tap_new(ms, args[2]);
-    if (!c->tap)
+    if (mw->spare) {
+        c->tap = mw->spare;
+        mw->spare = NULL;
+        c->tap->send = Py_NewRef(args[2]);
+    } else if (!(c->tap = fp_tap_new(ms, args[2]))) {
         goto fail;
+    }
     c->done = 0;
     PyObject *app_args[3] = {scope, args[1], (PyObject *)c->tap};
     PyObject *aw = PyObject_Vectorcall(mw->app, app_args, 3, NULL);
@@ -425,6 +452,7 @@ static int Mw_traverse(MiddlewareObject *self, visitproc visit, void *arg)
     Py_VISIT(self->slow);
     Py_VISIT(self->failed);
     Py_VISIT(self->recorder);
+    Py_VISIT(self->spare);
     for (size_t i = 0; self->kinds && i < KINDS; i++) {
         Py_VISIT(self->kinds[i].route);
         Py_VISIT(self->kinds[i].via);
@@ -447,6 +475,7 @@ static int Mw_clear(MiddlewareObject *self)
     Py_CLEAR(self->slow);
     Py_CLEAR(self->failed);
     Py_CLEAR(self->recorder);
+    Py_CLEAR(self->spare);
     fp_clear_kinds(self);
     return 0;
 }

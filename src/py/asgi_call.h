@@ -20,6 +20,8 @@ typedef struct {
     PyObject *failed;       /* (exception) -> None: logs a recording failure */
     PyObject *recorder;     /* the HttpRecorder whose record is `record`, or NULL */
     struct kind_slot *kinds; /* KINDS slots, with a recorder */
+    TapObject *spare;       /* an emptied tap for the next request, or NULL (builds with a GIL only:
+                             * only there does a reference count of 1 mean no one else holds it) */
     int exclude_streaming;
     vectorcallfunc vectorcall;
     module_state *ms;

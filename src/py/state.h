@@ -169,6 +169,9 @@ typedef struct {
 
 /* A new SendTap wrapping send, or NULL with an exception set. */
 TapObject *fp_tap_new(module_state *ms, PyObject *send);
+/* Empties a tap no one else holds, for its next request: it then wraps
+ * nothing (set tap->send before handing it out again). */
+void fp_tap_empty(TapObject *tap);
 
 /* The series one request kind (handler, method, status) updates, as an
  * HttpRecorder resolved them: total, request size, response size, latency. */
