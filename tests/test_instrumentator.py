@@ -308,3 +308,62 @@ def test_a_router_included_twice_keeps_each_prefix():
     asyncio.run(go())
     get = lambda h: reg.get_sample_value("http_requests_total", {"handler": h, "method": "GET", "status": "2xx"})
     assert (get("/a/x/{i}"), get("/b/x/{i}")) == (2, 3)
+
+
+@pytest.mark.parametrize("metric_names", ["prometheus-fastapi-instrumentator", "otel"])
+def test_every_build_of_the_middleware_stack_records(metric_names):
+    """Starlette builds an app's middleware stack on its first request; the
+    first requests of two threads (a free-threaded server's worker threads)
+    may build it twice at once, and the app keeps either build.  Both
+    record into the metrics instrument() made, every request counted once."""
+    import asyncio
+
+    from fastapi import FastAPI
+
+    import fastprom
+
+    app = FastAPI()
+
+    @app.get("/hello")
+    async def hello():
+        return {"hello": True}
+
+    registry = fastprom.CollectorRegistry()
+    fastprom.Instrumentator(registry=registry, metric_names=metric_names).instrument(app)
+    barrier = threading.Barrier(2)
+    stacks, errors = [], []
+
+    def build_and_serve():
+        try:
+            barrier.wait(timeout=30)
+            stack = app.build_middleware_stack()
+            stacks.append(stack)
+
+            async def serve():
+                async def receive():
+                    return {"type": "http.request", "body": b"", "more_body": False}
+
+                async def send(message):
+                    pass
+                for _ in range(50):
+                    await stack({"type": "http", "method": "GET", "path": "/hello", "root_path": "",
+                                 "headers": [], "query_string": b"", "scheme": "http",
+                                 "server": ("x", 80), "client": ("127.0.0.1", 1)}, receive, send)
+            asyncio.run(serve())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=build_and_serve) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(stacks) == 2 and stacks[0] is not stacks[1]
+    if metric_names == "otel":
+        got = registry.get_sample_value("http_server_request_duration_seconds_count",
+                                        {"error_type": "", "http_request_method": "GET", "http_route": "/hello",
+                                         "http_response_status_code": "200", "url_scheme": "http"})
+    else:
+        got = registry.get_sample_value("http_requests_total", {"handler": "/hello", "method": "GET",
+                                                                "status": "2xx"})
+    assert got == 100

@@ -386,7 +386,8 @@ def _ours():
 #: fastprom's additions: keyword-only, after every parameter PFI has (but
 #: before a ``**kwargs``, which must stay last).
 EXTRAS = {"Instrumentator.__init__": ["known_methods", "max_series", "metric_names", "should_instrument_uptime"],
-          "Middleware.__init__": ["known_methods", "max_series", "metric_names", "latency_native_histograms"],
+          "Middleware.__init__": ["known_methods", "max_series", "metric_names", "latency_native_histograms",
+                                  "metrics_once"],
           "Instrumentator.instrument": ["latency_native_histograms"],
           "Instrumentator.expose": ["ui"],
           "latency": ["max_series"], "request_size": ["max_series"], "response_size": ["max_series"],

@@ -15,7 +15,7 @@ from ..exposition import negotiate
 from ..registry import REGISTRY, CollectorRegistry
 from . import instrumentations as metrics
 from .instrumentations import DEFAULT_MAX_SERIES
-from .middleware import KNOWN_METHODS, PrometheusInstrumentatorMiddleware
+from .middleware import KNOWN_METHODS, MetricsOnce, PrometheusInstrumentatorMiddleware
 from .otel import check_metric_names
 
 
@@ -160,6 +160,7 @@ class Instrumentator:
             max_series=self.max_series,
             metric_names=self.metric_names,
             latency_native_histograms=latency_native_histograms,
+            metrics_once=MetricsOnce(),
         )
         if self.should_instrument_uptime:
             add_uptime_gauge(self.registry)

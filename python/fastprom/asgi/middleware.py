@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from time import perf_counter
 from typing import Any, Awaitable, Callable, FrozenSet, Iterable, List, Optional, Sequence, Union
 
@@ -34,6 +35,28 @@ KNOWN_METHODS: FrozenSet[str] = frozenset(
 #: ``http.request.method`` has it): servers pass any token a client sends,
 #: and each would otherwise make series of its own.
 OTHER_METHOD = "_OTHER"
+
+
+class MetricsOnce:
+    """The metrics of one ``Instrumentator.instrument()`` call, made once
+    however many middleware objects are built from it: Starlette builds an
+    app's middleware stack on its first request, and the first requests of
+    two threads (a free-threaded server's workers) may each build one.
+    Without it the second build would find the metric names taken and
+    record nothing, and either build may be the one the app keeps."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict = {}
+
+    def get(self, key: str, make: Callable[[], Any]) -> Any:
+        """The object made for ``key``, made by ``make()`` on first use (a
+        failure is raised and not remembered)."""
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = make()
+            return self._made[key]
+
 
 def _trace_exemplar() -> Optional[Any]:
     """A function returning {"trace_id": ...} for the active OpenTelemetry span, if installed."""
@@ -102,7 +125,10 @@ class PrometheusInstrumentatorMiddleware(HttpMiddleware):
     """Records HTTP metrics for an ASGI app (FastAPI, Starlette or any other).
 
     Takes the arguments of prometheus-fastapi-instrumentator's middleware of
-    the same name.  Websocket and lifespan scopes pass through untouched.
+    the same name, and ``metrics_once``: a :class:`MetricsOnce` shared by
+    every middleware built from one ``add_middleware`` (``instrument()``
+    passes one), so that each build records into the same metrics.
+    Websocket and lifespan scopes pass through untouched.
     """
 
     def __init__(
@@ -136,6 +162,7 @@ class PrometheusInstrumentatorMiddleware(HttpMiddleware):
         max_series: Optional[int] = _metrics.DEFAULT_MAX_SERIES,
         metric_names: str = "prometheus-fastapi-instrumentator",
         latency_native_histograms: bool = False,
+        metrics_once: Optional[MetricsOnce] = None,
     ) -> None:
         self.app = app
         check_metric_names(metric_names)
@@ -155,24 +182,28 @@ class PrometheusInstrumentatorMiddleware(HttpMiddleware):
         self._resolver = RouteResolver()
 
         self.instrumentations: List[Callable[[Info], None]] = list(instrumentations)
+
+        def once(key: str, make: Callable[[], Any]) -> Any:
+            return metrics_once.get(key, make) if metrics_once is not None else make()
         # metric_names="otel": OpenTelemetry's names instead of the default
         # metrics (functions given with add() replace both, as they replace
         # the default ones in prometheus-fastapi-instrumentator).
         self._otel: Optional[OtelInstrumentation] = None
         if metric_names == "otel" and not self.instrumentations and not async_instrumentations:
-            self._otel = otel(metric_namespace, metric_subsystem, registry, max_series, latency_native_histograms)
+            self._otel = once("otel", lambda: otel(metric_namespace, metric_subsystem, registry, max_series,
+                                                   latency_native_histograms))
         elif not self.instrumentations:
             # As in prometheus-fastapi-instrumentator: when the default
             # metrics exist in the registry already (another app, or another
             # Instrumentator, made them), default() returns None and this
             # middleware records no request metrics.
-            default = _metrics.default(
+            default = once("default", lambda: _metrics.default(
                 metric_namespace=metric_namespace, metric_subsystem=metric_subsystem,
                 should_only_respect_2xx_for_highr=should_only_respect_2xx_for_highr,
                 should_exclude_streaming_duration=should_exclude_streaming_duration,
                 latency_highr_buckets=latency_highr_buckets, latency_lowr_buckets=latency_lowr_buckets,
                 registry=registry, custom_labels=custom_labels, max_series=max_series,
-                latency_native_histograms=latency_native_histograms)
+                latency_native_histograms=latency_native_histograms))
             if default is not None:
                 self.instrumentations.append(default)
         self.async_instrumentations = list(async_instrumentations)
