@@ -569,3 +569,33 @@ def test_http_recorder_reads_content_length_defensively(registry):
 
 def value_of(reg, name, labels):
     return reg.get_sample_value(name, labels)
+
+
+def test_labels_returns_the_cached_child_until_its_series_goes():
+    """labels() finds the child of a label set however the values are
+    spelled (the same str objects, equal ones, non-str values), and a new
+    one once remove() or clear() dropped it."""
+    reg = fastprom.CollectorRegistry()
+    c = fastprom.Counter("lab", "Label lookups.", ["a", "b"], registry=reg)
+    first = c.labels("x", "200")
+    first.inc()
+    assert c.labels("x", "200") is first
+    assert c.labels("".join(["x"]), "".join(["2", "00"])) is first  # equal, not identical
+    assert c.labels("x", 200) is first
+    assert c.labels(a="x", b="200") is first
+    assert c.labels("x", "201") is not first
+    assert c.labels("x", "200") is first
+    c.remove("x", "200")
+    again = c.labels("x", "200")
+    assert again is not first
+    again.inc(2)
+    assert reg.get_sample_value("lab_total", {"a": "x", "b": "200"}) == 2
+    c.clear()
+    assert c.labels("x", "200") is not again
+    assert reg.get_sample_value("lab_total", {"a": "x", "b": "200"}) == 0
+    with pytest.raises(ValueError):
+        c.labels("x")
+    with pytest.raises(ValueError):
+        c.labels("x", "200", "extra")
+    with pytest.raises(ValueError):
+        c.labels("x", b="200")

@@ -5,7 +5,9 @@
  * Every update method is one call into C that touches only atomic cells.
  *
  * The children cache: a parent owns `children` (label-value tuple -> child);
- * labels() creates entries, remove() and clear() drop them.  A child holds
+ * labels() creates entries, remove() and clear() drop them; with a GIL,
+ * the entry labels() found last is also kept aside and matched by its
+ * values, without a tuple or a dict lookup.  A child holds
  * its series pointer, checked against the store's removal count on each
  * update: after a remove() or clear() anywhere (another process too), a
  * child whose series was removed looks it up again, so its counts land in
@@ -25,6 +27,8 @@ static int Metric_traverse(MetricObject *self, visitproc visit, void *arg)
     Py_VISIT(self->labelnames);
     Py_VISIT(self->children);
     Py_VISIT(self->labelvalues);
+    Py_VISIT(self->last_key);
+    Py_VISIT(self->last_child);
     return 0;
 }
 
@@ -37,6 +41,8 @@ static int Metric_clear(MetricObject *self)
     Py_CLEAR(self->labelnames);
     Py_CLEAR(self->children);
     Py_CLEAR(self->labelvalues);
+    Py_CLEAR(self->last_key);
+    Py_CLEAR(self->last_child);
     return 0;
 }
 
@@ -331,8 +337,36 @@ static PyObject *new_child(MetricObject *self, PyObject *key)
     return rc < 0 ? NULL : kept;
 }
 
-static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
+#ifndef Py_GIL_DISABLED
+/* The label values of a call are the exact str of `key`, item by item. */
+static int same_values(PyObject *const *args, PyObject *key)
 {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key); i++) {
+        PyObject *a = args[i], *b = PyTuple_GET_ITEM(key, i);
+        if (a == b)
+            continue;
+        if (!PyUnicode_CheckExact(a))
+            return 0;
+        Py_ssize_t len = PyUnicode_GET_LENGTH(a);
+        int kind = PyUnicode_KIND(a);
+        if (len != PyUnicode_GET_LENGTH(b) || kind != (int)PyUnicode_KIND(b) ||
+            memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)len * (size_t)kind) != 0)
+            return 0;
+    }
+    return 1;
+}
+#endif
+
+/* Forgets the label set labels() found last (its entry is going). */
+static void forget_last(MetricObject *self)
+{
+    Py_CLEAR(self->last_key);
+    Py_CLEAR(self->last_child);
+}
+
+static PyObject *Metric_labels(MetricObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (!self->children) { /* a child: prometheus_client's message, naming its labels */
         PyObject *z = PyObject_CallFunction((PyObject *)&PyZip_Type, "OO", self->labelnames, self->labelvalues);
         PyObject *d = z ? PyObject_CallOneArg((PyObject *)&PyDict_Type, z) : NULL;
@@ -343,7 +377,33 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
         Py_XDECREF(d);
         return NULL;
     }
-    PyObject *key = label_values(self, args, kw);
+#ifndef Py_GIL_DISABLED
+    /* The label set asked for last time, asked again: no tuple, hash or
+     * dict lookup.  (With a GIL only: elsewhere another thread may drop
+     * the pair between reading and using it.) */
+    if (!kwnames && self->last_key && nargs == PyTuple_GET_SIZE(self->last_key) &&
+        same_values(args, self->last_key))
+        return Py_NewRef(self->last_child);
+#endif
+    PyObject *targs = PyTuple_New(nargs), *kw = NULL;
+    if (!targs)
+        return NULL;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        PyTuple_SET_ITEM(targs, i, Py_NewRef(args[i]));
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nkw && !(kw = PyDict_New())) {
+        Py_DECREF(targs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++)
+        if (PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            Py_DECREF(targs);
+            Py_DECREF(kw);
+            return NULL;
+        }
+    PyObject *key = label_values(self, targs, kw);
+    Py_DECREF(targs);
+    Py_XDECREF(kw);
     if (!key)
         return NULL;
     /* A strong reference: on a free-threaded build another thread may
@@ -351,6 +411,12 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *args, PyObject *kw)
     PyObject *child;
     int r = PyDict_GetItemRef(self->children, key, &child);
     if (r != 0) {
+#ifndef Py_GIL_DISABLED
+        if (r > 0) { /* the child's own values: the entry's key, no new reference to the values */
+            Py_XSETREF(self->last_child, Py_NewRef(child));
+            Py_XSETREF(self->last_key, Py_NewRef(((MetricObject *)child)->labelvalues));
+        }
+#endif
         Py_DECREF(key);
         return child;
     }
@@ -387,6 +453,8 @@ static PyObject *Metric_remove(MetricObject *self, PyObject *args)
             fp_raise_status(Py_TYPE(self), rc, fp_metric_name(self));
         rc = -1;
     }
+    if (rc == FP_OK)
+        forget_last(self);
     if (rc == FP_OK && PyDict_DelItem(self->children, key) < 0) {
         if (PyErr_ExceptionMatches(PyExc_KeyError))
             PyErr_Clear();
@@ -412,6 +480,7 @@ static PyObject *Metric_clear_series(MetricObject *self, PyObject *Py_UNUSED(ign
         return NULL;
     }
     Py_BEGIN_CRITICAL_SECTION(self);
+    forget_last(self);
     PyDict_Clear(self->children);
     fp_family_clear(&self->store->st, self->family);
     Py_END_CRITICAL_SECTION();
@@ -427,6 +496,7 @@ static PyObject *Metric_after_fork(MetricObject *self, PyObject *Py_UNUSED(ignor
         Py_RETURN_NONE;
     int rc = 0;
     Py_BEGIN_CRITICAL_SECTION(self);
+    forget_last(self);
     PyDict_Clear(self->children);
     if (self->fam->nlabels == 0)
         rc = take_own_series(self);
@@ -642,7 +712,7 @@ static PyGetSetDef Metric_getset[] = {
 
 static PyMethodDef Metric_methods[] = {
     {"_bind", (PyCFunction)Metric_bind, METH_VARARGS, "Attach to a store family (internal)."},
-    {"labels", (PyCFunction)(void (*)(void))Metric_labels, METH_VARARGS | METH_KEYWORDS,
+    {"labels", (PyCFunction)(void (*)(void))Metric_labels, METH_FASTCALL | METH_KEYWORDS,
      "labels($self, /, *labelvalues, **labelkwargs)\n--\n\nReturns the cached child for these label values."},
     {"remove", (PyCFunction)Metric_remove, METH_VARARGS, "remove($self, /, *labelvalues)\n--\n\nDrops one series."},
     {"clear", (PyCFunction)Metric_clear_series, METH_NOARGS, "clear($self, /)\n--\n\nDrops every series."},
