@@ -27,7 +27,6 @@ static int Metric_traverse(MetricObject *self, visitproc visit, void *arg)
     Py_VISIT(self->labelnames);
     Py_VISIT(self->children);
     Py_VISIT(self->labelvalues);
-    Py_VISIT(self->last_key);
     Py_VISIT(self->last_child);
     return 0;
 }
@@ -41,7 +40,6 @@ static int Metric_clear(MetricObject *self)
     Py_CLEAR(self->labelnames);
     Py_CLEAR(self->children);
     Py_CLEAR(self->labelvalues);
-    Py_CLEAR(self->last_key);
     Py_CLEAR(self->last_child);
     return 0;
 }
@@ -360,7 +358,6 @@ static int same_values(PyObject *const *args, PyObject *key)
 /* Forgets the label set labels() found last (its entry is going). */
 static void forget_last(MetricObject *self)
 {
-    Py_CLEAR(self->last_key);
     Py_CLEAR(self->last_child);
 }
 
@@ -381,9 +378,11 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *const *args, size_t
     /* The label set asked for last time, asked again: no tuple, hash or
      * dict lookup.  (With a GIL only: elsewhere another thread may drop
      * the pair between reading and using it.) */
-    if (!kwnames && self->last_key && nargs == PyTuple_GET_SIZE(self->last_key) &&
-        same_values(args, self->last_key))
-        return Py_NewRef(self->last_child);
+    if (!kwnames && self->last_child) {
+        PyObject *last = ((MetricObject *)self->last_child)->labelvalues;
+        if (nargs == PyTuple_GET_SIZE(last) && same_values(args, last))
+            return Py_NewRef(self->last_child);
+    }
 #endif
     PyObject *targs = PyTuple_New(nargs), *kw = NULL;
     if (!targs)
@@ -412,10 +411,8 @@ static PyObject *Metric_labels(MetricObject *self, PyObject *const *args, size_t
     int r = PyDict_GetItemRef(self->children, key, &child);
     if (r != 0) {
 #ifndef Py_GIL_DISABLED
-        if (r > 0) { /* the child's own values: the entry's key, no new reference to the values */
+        if (r > 0) /* matched next time by its own values, the entry's key */
             Py_XSETREF(self->last_child, Py_NewRef(child));
-            Py_XSETREF(self->last_key, Py_NewRef(((MetricObject *)child)->labelvalues));
-        }
 #endif
         Py_DECREF(key);
         return child;

@@ -97,8 +97,8 @@ typedef struct {
     PyObject *labelnames;   /* tuple of str */
     PyObject *children;     /* parent: dict of label-value tuple -> child (owned here) */
     PyObject *labelvalues;  /* child: tuple of str */
-    PyObject *last_key;     /* parent: the label values labels() last found in `children`, and */
-    PyObject *last_child;   /* that child (builds with a GIL only; dropped with the entry) */
+    PyObject *last_child;   /* parent: the child labels() last found in `children`, matched by its
+                             * labelvalues (builds with a GIL only; dropped with the entry) */
     int overflow_warned;
     int limit_warned;
     int in_overflow;        /* `series` is the overflow series (store full, or max_series) */
