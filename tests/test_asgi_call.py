@@ -334,3 +334,86 @@ def test_a_send_the_app_keeps_is_never_handed_to_another_request():
     for status in range(200, 240):
         assert reg.get_sample_value("http_requests_total",
                                     {"handler": "/kept", "method": "GET", "status": str(status)}) == 1
+
+
+def _cycle_app_and_middleware():
+    from fastprom.asgi import PrometheusInstrumentatorMiddleware
+
+    class Route:
+        path = "/r"
+
+    async def app(scope, receive, send):
+        scope["route"] = Route()
+        if scope["path"] == "/boom":
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    reg = fastprom.CollectorRegistry()
+    return PrometheusInstrumentatorMiddleware(app, registry=reg, should_group_status_codes=False), reg
+
+
+class _CyclicSend:
+    """A server's send that holds its request's awaitable: a reference cycle
+    only the garbage collector frees."""
+
+    def __call__(self, message):
+        return _noop()
+
+
+async def _noop():
+    pass
+
+
+def _drive(call):
+    try:
+        while True:
+            call.send(None)
+    except StopIteration:
+        pass
+
+
+def _scope(path="/r"):
+    return {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": [], "query_string": b""}
+
+
+@pytest.mark.parametrize("order", ["call first", "tap first"])
+def test_requests_freed_by_the_garbage_collector_leave_a_usable_middleware(order):
+    """A send that holds its request's awaitable makes a cycle (send ->
+    call -> send wrapper -> send); the collector may free the call and
+    clear the wrapper in either order, and the middleware must go on."""
+    mw, reg = _cycle_app_and_middleware()
+    gc.collect()
+    gc.disable()
+    try:
+        if order == "tap first":
+            _drive(mw(_scope(), receive, _CyclicSend()))  # its wrapper becomes the one reused next
+        s = _CyclicSend()
+        call = mw(_scope(), receive, s)
+        _drive(call)
+        held = [call]
+        held.append(held)
+        s.held = held
+        del s, held, call
+        gc.collect()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError, match="boom"):  # fails before its response starts
+        _drive(mw(_scope("/boom"), receive, _CyclicSend()))
+    _drive(mw(_scope(), receive, _CyclicSend()))
+    statuses = {s.labels["status"]: s.value for fam in reg.collect() if fam.name == "http_requests"
+                for s in fam.samples if s.name == "http_requests_total"}
+    assert statuses == {"200": 3.0 if order == "tap first" else 2.0, "500": 1.0}
+
+
+def test_a_send_wrapper_found_through_the_collector_is_not_reused():
+    mw, reg = _cycle_app_and_middleware()
+    _drive(mw(_scope(), receive, _CyclicSend()))
+    from fastprom._core import SendTap
+    found = [o for o in gc.get_objects() if type(o) is SendTap]
+    for tap in found:  # an emptied wrapper wraps nothing: calling it is an error, not a crash
+        with pytest.raises(RuntimeError, match="wraps no send"):
+            tap({"type": "http.response.start", "status": 201, "headers": []})
+    _drive(mw(_scope(), receive, _CyclicSend()))
+    assert all(tap.status is None for tap in found)
+    assert reg.get_sample_value("http_requests_total", {"handler": "/r", "method": "GET", "status": "200"}) == 2

@@ -520,6 +520,10 @@ static PyObject *Tap_vectorcall(PyObject *op, PyObject *const *args, size_t narg
 {
     TapObject *self = (TapObject *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (!self->send) {
+        PyErr_SetString(PyExc_RuntimeError, "SendTap: this tap wraps no send (its request is over)");
+        return NULL;
+    }
     if (nargs == 1 && !kwnames && PyDict_CheckExact(args[0]) && self->started == 0.0) {
         module_state *ms = self->ms;
         /* Lookups that fail leave the message to the wrapped send, which
@@ -571,8 +575,8 @@ TapObject *fp_tap_new(module_state *ms, PyObject *send)
 void fp_tap_empty(TapObject *tap)
 {
     Py_CLEAR(tap->send);
-    Py_SETREF(tap->status, Py_NewRef(Py_None));
-    Py_SETREF(tap->headers, Py_NewRef(Py_None));
+    Py_XSETREF(tap->status, Py_NewRef(Py_None));
+    Py_XSETREF(tap->headers, Py_NewRef(Py_None));
     tap->started = 0.0;
 }
 
@@ -585,11 +589,14 @@ static int Tap_traverse(TapObject *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Leaves an emptied tap (send NULL, status and headers None), not NULLs:
+ * the GC may clear a tap that keep_tap moves into mw->spare while the GC
+ * deletes the cycle it was in (or clear it before that HttpCall's dealloc). */
 static int Tap_clear(TapObject *self)
 {
     Py_CLEAR(self->send);
-    Py_CLEAR(self->status);
-    Py_CLEAR(self->headers);
+    Py_XSETREF(self->status, Py_NewRef(Py_None));
+    Py_XSETREF(self->headers, Py_NewRef(Py_None));
     return 0;
 }
 
@@ -597,7 +604,9 @@ static void Tap_dealloc(TapObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    Tap_clear(self);
+    Py_CLEAR(self->send);
+    Py_CLEAR(self->status);
+    Py_CLEAR(self->headers);
     tp->tp_free(self);
     Py_DECREF(tp);
 }

@@ -319,6 +319,8 @@ static PyObject *Mw_vectorcall(PyObject *op, PyObject *const *args, size_t nargs
             goto fail;
         fp_stored(&mw->quiet, until);
     }
+    if (mw->spare && Py_REFCNT(mw->spare) != 1) /* someone found it (gc.get_objects()): not ours to reuse */
+        Py_CLEAR(mw->spare);
     if (mw->spare) {
         c->tap = mw->spare;
         mw->spare = NULL;
