@@ -594,9 +594,7 @@ static int Tap_traverse(TapObject *self, visitproc visit, void *arg)
  * deletes the cycle it was in (or clear it before that HttpCall's dealloc). */
 static int Tap_clear(TapObject *self)
 {
-    Py_CLEAR(self->send);
-    Py_XSETREF(self->status, Py_NewRef(Py_None));
-    Py_XSETREF(self->headers, Py_NewRef(Py_None));
+    fp_tap_empty(self);
     return 0;
 }
 

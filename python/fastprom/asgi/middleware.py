@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from time import perf_counter
-from typing import Any, Awaitable, Callable, FrozenSet, Iterable, List, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Union
 
 from .._core import HttpMiddleware, SendTap
 from ..instruments import Gauge
@@ -47,7 +47,7 @@ class MetricsOnce:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._made: dict = {}
+        self._made: Dict[str, Any] = {}
 
     def get(self, key: str, make: Callable[[], Any]) -> Any:
         """The object made for ``key``, made by ``make()`` on first use (a
