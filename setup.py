@@ -21,7 +21,10 @@ if sanitize not in ("", "0", "1", "thread"):
     raise SystemExit(f"FASTPROM_SANITIZE={sanitize!r}: expected 1 (ASan/UBSan) or thread (TSan)")
 sanitize = "" if sanitize == "0" else sanitize
 
-cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
+cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-Wno-missing-field-initializers", "-Wno-cast-function-type",
+          # Only PyInit__core is exported: calls between the files are then
+          # direct, not through the dynamic linker's table.
+          "-fvisibility=hidden"]
 ldflags = []
 undef = []
 if debug or sanitize:

@@ -14,7 +14,8 @@ import prometheus_client as pc
 from prometheus_client.utils import floatToGoString
 from hypothesis import given, settings, strategies as st
 
-FLOATS = [0.0, -0.0, 1.0, -1.0, 100.0, 123456.0, 1e6, 1234567.0, 0.1, 0.0001, 1e-5, 2.5, 0.30000000000000004,
+FLOATS = [0.0, -0.0, 1.0, 9.0, 10.0, 99.0, 100000.0, 999999.5, 1764789123.456, 1764789123.4567, 2.0**63,
+          2.0**64, 1e12 - 0.001, 99999999.0, 100000000.0, -1.0, 100.0, 123456.0, 1e6, 1234567.0, 0.1, 0.0001, 1e-5, 2.5, 0.30000000000000004,
           1.5e300, 5e-324, 2.0**53, 1e21, -2.5e-7, 1.7000000005e9, 1e15, 1e16, 999999.0, 9999999.0, 12345678.9,
           -1234567.0, 1234567890123456.0, 2.0**-1017, 1e-323, float("inf"), float("-inf"), float("nan")]
 
@@ -27,6 +28,13 @@ def test_values_are_formatted_as_prometheus_client_formats_them(v):
 @settings(max_examples=3000, deadline=None)
 @given(st.floats())
 def test_every_float_is_formatted_as_prometheus_client_formats_it(v):
+    assert format_value(v) == floatToGoString(v)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.integers(-10**7, 2**65).map(float),  # counts and counter values
+                 st.integers(0, 10**15).map(lambda ms: ms / 1000)))  # timestamps kept to the millisecond
+def test_whole_and_millisecond_values_are_formatted_as_prometheus_client_formats_them(v):
     assert format_value(v) == floatToGoString(v)
 
 
@@ -170,3 +178,24 @@ def test_negotiate_body_type_and_gzip(both):
     assert (e.body, e.content_type, e.content_encoding) == (generate_latest(registry),
                                                             "text/plain; version=0.0.4; charset=utf-8", None)
     assert negotiate(registry, None, "gzip", allow_gzip=False).content_encoding is None
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_bodies_larger_and_smaller_than_the_last_are_whole(openmetrics, monkeypatch, frozen):
+    """Each body starts in storage sized by the one before: a store that grows past that, or shrinks,
+    still renders exactly what prometheus_client renders."""
+    import time
+
+    from prometheus_client.openmetrics.exposition import generate_latest as pc_om
+
+    monkeypatch.setattr(time, "time", lambda: frozen)
+    mine, theirs = fastprom.CollectorRegistry(), pc.CollectorRegistry()
+    ours = fastprom.Counter("grown", "Grows.", ["i"], registry=mine)
+    peer = pc.Counter("grown", "Grows.", ["i"], registry=theirs)
+    render, expect = (generate_openmetrics, pc_om) if openmetrics else (generate_latest, pc.generate_latest)
+    for n in (1, 3000, 3001, 10, 0, 20000, 2):
+        for c in (ours, peer):
+            c.clear()
+            for i in range(n):
+                c.labels(str(i) * (1 + i % 5)).inc(i)
+        assert render(mine) == expect(theirs), n

@@ -11,7 +11,20 @@
 #include <string.h>
 
 void fp_buf_init(fp_buf *b) { memset(b, 0, sizeof *b); }
-void fp_buf_free(fp_buf *b) { free(b->p); fp_buf_init(b); }
+void fp_buf_free(fp_buf *b)
+{
+    if (!b->lent)
+        free(b->p);
+    fp_buf_init(b);
+}
+
+void fp_buf_lend(fp_buf *b, char *p, size_t cap)
+{
+    fp_buf_init(b);
+    b->p = p;
+    b->cap = cap;
+    b->lent = 1;
+}
 
 int fp_buf_grow(fp_buf *b, size_t n)
 {
@@ -27,33 +40,75 @@ int fp_buf_grow(fp_buf *b, size_t n)
         }
         cap *= 2;
     }
-    char *p = realloc(b->p, cap);
+    char *p = b->lent ? malloc(cap) : realloc(b->p, cap);
     if (!p) {
         b->oom = 1;
         return 0;
     }
+    if (b->lent && b->len)
+        memcpy(p, b->p, b->len);
+    b->lent = 0;
     b->p = p;
     b->cap = cap;
     return 1;
 }
 
-/* Writes the decimal digits of v to dig (at least 20 bytes); returns how many. */
-static int int_digits(uint64_t v, char *dig)
+/* "00" to "99": decimal digits two at a time. */
+static const char two_digits[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Exactly eight digits of v (< 100,000,000), leading zeros included: two
+ * independent halves, two digits per step, so the chain of divisions is
+ * two long rather than eight. */
+static inline void eight_digits(char *p, uint32_t v)
 {
-    char tmp[24];
-    int k = 24;
-    do {
-        tmp[--k] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(dig, tmp + k, (size_t)(24 - k));
-    return 24 - k;
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(p, two_digits + 2 * (hi / 100), 2);
+    memcpy(p + 2, two_digits + 2 * (hi % 100), 2);
+    memcpy(p + 4, two_digits + 2 * (lo / 100), 2);
+    memcpy(p + 6, two_digits + 2 * (lo % 100), 2);
+}
+
+/* How many decimal digits v has (v > 0). */
+static int count_digits(uint64_t v)
+{
+    static const uint64_t pow10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+                                       10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+                                       100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+                                       100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+                                       100000000000000000ULL, 1000000000000000000ULL,
+                                       10000000000000000000ULL};
+    int t = ((64 - __builtin_clzll(v)) * 1233) >> 12; /* about log10(2^bits) */
+    return t - (v < pow10[t]) + 1;
+}
+
+/* The decimal digits of v, written in tmp (24 bytes): returns where they
+ * start, their count in *n. */
+static const char *int_digits(uint64_t v, char *tmp, int *n)
+{
+    if (v < 100000000) {
+        eight_digits(tmp + 16, (uint32_t)v);
+    } else if (v < 10000000000000000ULL) {
+        eight_digits(tmp + 8, (uint32_t)(v / 100000000));
+        eight_digits(tmp + 16, (uint32_t)(v % 100000000));
+    } else {
+        eight_digits(tmp, (uint32_t)(v / 10000000000000000ULL)); /* at most 1844 */
+        uint64_t rest = v % 10000000000000000ULL;
+        eight_digits(tmp + 8, (uint32_t)(rest / 100000000));
+        eight_digits(tmp + 16, (uint32_t)(rest % 100000000));
+    }
+    *n = v ? count_digits(v) : 1;
+    return tmp + 24 - *n;
 }
 
 void fp_buf_uint(fp_buf *b, uint64_t v)
 {
-    if (fp_buf_reserve(b, 24))
-        b->len += (size_t)int_digits(v, b->p + b->len);
+    char tmp[24];
+    int n;
+    const char *d = int_digits(v, tmp, &n);
+    fp_buf_put(b, d, (size_t)n);
 }
 
 void fp_buf_value(fp_buf *b, double v)
@@ -95,7 +150,7 @@ static size_t layout(char *out, int neg, const char *dig, int nd, int exp)
         *p++ = dig[0];
         if (nd > 1) {
             *p++ = '.';
-            memcpy(p, dig + 1, (size_t)(nd - 1));
+            fp_copy(p, dig + 1, (size_t)(nd - 1));
             p += nd - 1;
         }
         p = put_exp(p, exp);
@@ -104,14 +159,14 @@ static size_t layout(char *out, int neg, const char *dig, int nd, int exp)
         *p++ = '.';
         for (int i = 0; i < -exp - 1; i++)
             *p++ = '0';
-        memcpy(p, dig, (size_t)nd);
+        fp_copy(p, dig, (size_t)nd);
         p += nd;
     } else {
         for (int i = 0; i <= exp; i++)
             *p++ = i < nd ? dig[i] : '0';
         *p++ = '.';
         if (nd > exp + 1) {
-            memcpy(p, dig + exp + 1, (size_t)(nd - exp - 1));
+            fp_copy(p, dig + exp + 1, (size_t)(nd - exp - 1));
             p += nd - exp - 1;
         } else {
             *p++ = '0';
@@ -169,25 +224,25 @@ static int next_up_16(char *tmp, size_t cap, double a)
  * its decimal exponent.  Found by trying 15, 16, then 17 significant
  * digits: a correctly rounded 15-digit form, stripped of trailing zeros,
  * is the shortest one whenever 15 digits suffice (subnormals and powers of
- * two aside: see below and next_up_16). */
-static void shortest(double a, char *dig, int *ndp, int *expp)
+ * two aside: see below and next_up_16).  The digits are written in buf
+ * (40 bytes); returns where they start. */
+static const char *shortest(double a, char *buf, int *ndp, int *expp)
 {
     int nd, exp;
+    const char *dig;
     if (a < 1e15 && a == (double)(int64_t)a) {
         /* Integers: digits straight from the integer. */
-        nd = int_digits((uint64_t)a, dig);
+        dig = int_digits((uint64_t)a, buf, &nd);
         exp = nd - 1;
-        while (nd > 1 && dig[nd - 1] == '0')
-            nd--;
-    } else if (a < 1e12 && a * 1000.0 == floor(a * 1000.0) && floor(a * 1000.0) / 1000.0 == a) {
+    } else if (a < 1e12 && (double)(int64_t)(a * 1000.0) == a * 1000.0 &&
+               (double)(int64_t)(a * 1000.0) / 1000.0 == a) {
         /* Up to three decimals (created timestamps, which are kept to the
          * millisecond, and most bucket bounds and sums): the digits of
          * a * 1000, which read back as a, and which no shorter decimal
-         * does, as they number at most 15. */
-        nd = int_digits((uint64_t)(a * 1000.0), dig);
+         * does, as they number at most 15.  (a * 1000 < 2^53: the cast
+         * is exact where it matters and defined everywhere.) */
+        dig = int_digits((uint64_t)(a * 1000.0), buf, &nd);
         exp = nd - 1 - 3;
-        while (nd > 1 && dig[nd - 1] == '0')
-            nd--;
     } else {
         char tmp[40];
         /* snprintf and strtod follow LC_NUMERIC; pin the C locale for them. */
@@ -209,13 +264,15 @@ static void shortest(double a, char *dig, int *ndp, int *expp)
         const char *p = tmp;
         for (; *p && *p != 'e'; p++)
             if (*p >= '0' && *p <= '9')
-                dig[nd++] = *p;
+                buf[nd++] = *p;
         exp = atoi(p + 1);
-        while (nd > 1 && dig[nd - 1] == '0')
-            nd--;
+        dig = buf;
     }
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
     *ndp = nd;
     *expp = exp;
+    return dig;
 }
 
 size_t fp_format_repr(char *out, double v)
@@ -228,9 +285,9 @@ size_t fp_format_repr(char *out, double v)
         memcpy(out, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
         return v > 0 ? 3 : 4;
     }
-    char dig[24];
+    char buf[40];
     int nd, exp;
-    shortest(fabs(v), dig, &nd, &exp);
+    const char *dig = shortest(fabs(v), buf, &nd, &exp);
     return layout(out, signbit(v) != 0, dig, nd, exp);
 }
 
@@ -244,16 +301,33 @@ size_t fp_format_value(char *out, double v)
         memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
         return 4;
     }
-    char dig[24];
+    if (v >= 0 && v < 1000000 && !signbit(v) && v == (double)(int32_t)v) {
+        /* Whole numbers below a million (counts, most counter values): the
+         * integer's digits and ".0". */
+        uint32_t u = (uint32_t)v;
+        int n = u < 10 ? 1 : u < 100 ? 2 : u < 1000 ? 3 : u < 10000 ? 4 : u < 100000 ? 5 : 6;
+        char *p = out + n;
+        for (; u >= 100; u /= 100) {
+            p -= 2;
+            memcpy(p, two_digits + 2 * (u % 100), 2);
+        }
+        if (u >= 10)
+            memcpy(p - 2, two_digits + 2 * u, 2);
+        else
+            p[-1] = (char)('0' + u);
+        memcpy(out + n, ".0", 2);
+        return (size_t)n + 2;
+    }
+    char buf[40];
     int nd, exp;
-    shortest(fabs(v), dig, &nd, &exp);
+    const char *dig = shortest(fabs(v), buf, &nd, &exp);
     if (v > 0 && exp >= 6 && exp < 16) {
         /* Seven or more integer digits: Go's exponent form, d.ddde+XX. */
         char *p = out;
         *p++ = dig[0];
         if (nd > 1) {
             *p++ = '.';
-            memcpy(p, dig + 1, (size_t)(nd - 1));
+            fp_copy(p, dig + 1, (size_t)(nd - 1));
             p += nd - 1;
         }
         return (size_t)(put_exp(p, exp) - out);

@@ -243,20 +243,95 @@ void fp_write_sample(const fp_writer *w, const char *sname, size_t snlen, const 
     fp_buf_putc(b, '\n');
 }
 
+/* A sample name (family name and suffix) made once per suffix, so that
+ * a store family's lines, when nothing in them needs escaping, are each
+ * written with one reservation and a few copies. */
+#define HEADS 6
+typedef struct {
+    const char *suffix;     /* the suffix (a string of fp_point_samples'), or NULL: unused */
+    size_t len;
+    char text[FP_HEAD_MAX];
+} line_head;
+
 typedef struct {
     fp_writer main;         /* the family's lines */
     fp_writer side;         /* text format: its _created lines */
+    int fast;               /* names and label names written as they are */
+    line_head heads[HEADS];
 } render_ctx;
+
+/* The head for a suffix: found among those made, or made; NULL when the
+ * name is too long for one (the line is then written the general way). */
+static const line_head *head_for(render_ctx *r, const char *suffix)
+{
+    for (int i = 0; i < HEADS; i++) {
+        line_head *h = &r->heads[i];
+        if (h->suffix == suffix)
+            return h;
+        if (!h->suffix) {
+            size_t sl = strlen(suffix);
+            if (r->main.nlen + sl > sizeof h->text)
+                return NULL;
+            memcpy(h->text, r->main.name, r->main.nlen);
+            memcpy(h->text + r->main.nlen, suffix, sl);
+            h->len = r->main.nlen + sl;
+            h->suffix = suffix;
+            return h;
+        }
+    }
+    return NULL;
+}
+
+/* name{labels} value\n, nothing escaped, no timestamp or exemplar. */
+static void write_plain(fp_buf *b, const line_head *h, const fp_sample *smp)
+{
+    size_t ll = smp->labels_len, el = smp->extra_len;
+    /* name, {, labels, two commas, extra, }, space, a value (32), newline */
+    if (!fp_buf_reserve(b, h->len + ll + el + 40))
+        return;
+    char *p = b->p + b->len;
+    fp_copy(p, h->text, h->len);
+    p += h->len;
+    if (ll || el) {
+        *p++ = '{';
+        const char *l = smp->labels;
+        size_t split = el ? smp->split : ll;
+        fp_copy(p, l, split);
+        p += split;
+        if (el) {
+            if (split)
+                *p++ = ',';
+            fp_copy(p, smp->extra, el);
+            p += el;
+            /* after the split: l[split (+1 for its comma), ll) */
+            size_t after = split < ll ? split + (split > 0) : ll;
+            if (after < ll) {
+                *p++ = ',';
+                fp_copy(p, l + after, ll - after);
+                p += ll - after;
+            }
+        }
+        *p++ = '}';
+    }
+    *p++ = ' ';
+    p += fp_format_value(p, smp->value);
+    *p++ = '\n';
+    b->len = (size_t)(p - b->p);
+}
 
 static int write_one(void *ctx, const fp_sample *smp)
 {
     render_ctx *r = ctx;
-    /* Text: the created timestamps are a gauge family of their own. */
-    const fp_writer *w = r->main.view == FP_VIEW_TEXT && smp->suffix[0] == '_' && smp->suffix[1] == 'c' &&
-                                 !strcmp(smp->suffix, "_created")
-                             ? &r->side
-                             : &r->main;
-    fp_write_sample(w, NULL, 0, smp);
+    /* Text: the created timestamps are a gauge family of their own.  (The
+     * suffixes are fp_point_samples' own: only _created starts _cr.) */
+    const char *sfx = smp->suffix;
+    const fp_writer *w =
+        r->main.view == FP_VIEW_TEXT && sfx[0] == '_' && sfx[1] == 'c' && sfx[2] == 'r' ? &r->side : &r->main;
+    const line_head *h;
+    if (r->fast && !smp->has_ts && !(smp->exemplar && w->view == FP_VIEW_OPENMETRICS) && (h = head_for(r, sfx)))
+        write_plain(w->b, h, smp);
+    else
+        fp_write_sample(w, NULL, 0, smp);
     return 0;
 }
 
@@ -276,6 +351,8 @@ int fp_render_family(fp_buf *b, fp_buf *side, const fp_store *s, uint32_t family
     fp_writer_init(&r.main, b, view, esc, name, f->name_len);
     r.side = r.main;
     r.side.b = side;
+    r.fast = r.main.plain_name == 1 && r.main.plain_labels;
+    memset(r.heads, 0, sizeof r.heads);
     side->len = 0;
     fp_write_meta(&r.main, "", fp_type_name(f->type), help, f->help_len, unit, f->unit_len);
     int rc = fp_walk_family(s, family, write_point, &r);

@@ -25,6 +25,10 @@ typedef struct {
     int plain_labels;       /* label names need no escaping (legacy names, no dots scheme) */
 } fp_writer;
 
+/* The longest sample name (family name and suffix) a store family's lines
+ * are written with in one copy; longer ones are written piece by piece. */
+#define FP_HEAD_MAX 200
+
 void fp_writer_init(fp_writer *w, fp_buf *b, int view, int esc, const char *name, size_t nlen);
 
 /* # HELP, # TYPE (and # UNIT in OpenMetrics) of a family whose name is
