@@ -50,6 +50,17 @@ static inline void fp_text_read(const fp_store *s, fp_off off, size_t len, char 
     }
 }
 
+/* fp_text_read, but the last word is copied whole: dst has room for len
+ * rounded up to 8 bytes (what follows the text there is undefined). */
+static inline void fp_text_read_words(const fp_store *s, fp_off off, size_t len, char *dst)
+{
+    const fp_word *w = (const fp_word *)(s->base + off);
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t v = fp_load(&w[i / 8]);
+        memcpy(dst + i, &v, 8);
+    }
+}
+
 /* 1 if `len` bytes of text at `off` (a series' `text_cap` long) lie in the
  * mapping.  The open checks every record, but a reader that keeps a file
  * mapped for long (the exporter) reads what others wrote since: a damaged

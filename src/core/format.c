@@ -291,6 +291,42 @@ size_t fp_format_repr(char *out, double v)
     return layout(out, signbit(v) != 0, dig, nd, exp);
 }
 
+/* The digits of u written to end just before `end`, two at a time. */
+static inline void digits_before(char *end, uint32_t u)
+{
+    for (; u >= 100; u /= 100) {
+        end -= 2;
+        memcpy(end, two_digits + 2 * (u % 100), 2);
+    }
+    if (u >= 10)
+        memcpy(end - 2, two_digits + 2 * u, 2);
+    else
+        end[-1] = (char)('0' + u);
+}
+
+/* Go's exponent form, d.ddde+XX, of a value of seven to twelve integer
+ * digits kept to the millisecond (created timestamps above all): its
+ * shortest digits are those of m = v * 1000 (as in shortest), written
+ * straight into place, the first moved ahead of the point. */
+static size_t ms_exponent_form(char *out, uint64_t m)
+{
+    int nd = count_digits(m); /* 10 to 15 */
+    char *p = out + 1 + nd;
+    eight_digits(p - 8, (uint32_t)(m % 100000000));
+    p -= 8;
+    digits_before(p, (uint32_t)(m / 100000000)); /* 2 to 7 digits */
+    out[0] = out[1];
+    out[1] = '.';
+    char *e = out + 1 + nd;
+    while (e[-1] == '0') /* stops at the point */
+        e--;
+    if (e == out + 2)
+        e = out + 1; /* no digits after the first: no point */
+    memcpy(e, "e+", 2);
+    memcpy(e + 2, two_digits + 2 * (nd - 4), 2);
+    return (size_t)(e + 4 - out);
+}
+
 size_t fp_format_value(char *out, double v)
 {
     if (isnan(v)) {
@@ -306,17 +342,15 @@ size_t fp_format_value(char *out, double v)
          * integer's digits and ".0". */
         uint32_t u = (uint32_t)v;
         int n = u < 10 ? 1 : u < 100 ? 2 : u < 1000 ? 3 : u < 10000 ? 4 : u < 100000 ? 5 : 6;
-        char *p = out + n;
-        for (; u >= 100; u /= 100) {
-            p -= 2;
-            memcpy(p, two_digits + 2 * (u % 100), 2);
-        }
-        if (u >= 10)
-            memcpy(p - 2, two_digits + 2 * u, 2);
-        else
-            p[-1] = (char)('0' + u);
+        digits_before(out + n, u);
         memcpy(out + n, ".0", 2);
         return (size_t)n + 2;
+    }
+    if (v >= 1e6 && v < 1e12) {
+        double k = v * 1000.0;
+        uint64_t m = (uint64_t)k; /* below 2^53: defined and exact where it matters */
+        if ((double)m == k && (double)m / 1000.0 == v)
+            return ms_exponent_form(out, m);
     }
     char buf[40];
     int nd, exp;

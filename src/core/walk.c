@@ -216,11 +216,11 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
         uint32_t tl = se->text_len;
         if (!fp_text_fits(s, se->text, tl, se->text_cap))
             continue;
-        if (!fp_buf_reserve(&text, (size_t)tl + 1)) {
+        if (!fp_buf_reserve(&text, (size_t)tl + 8)) {
             rc = FP_ENOHEAP;
             break;
         }
-        fp_text_read(s, se->text, tl, text.p);
+        fp_text_read_words(s, se->text, tl, text.p);
         uint32_t split = se->split;
         fp_point p = {se, text.p, tl, split <= tl ? split : tl, fp_loadd(&se->created), 0.0, 0, 0.0, NULL, NULL};
         switch (f->type) {
