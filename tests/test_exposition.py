@@ -1,5 +1,6 @@
 """Byte-exact exposition output, float formatting, negotiation and gzip."""
 import gzip
+import os
 
 import pytest
 
@@ -17,7 +18,10 @@ from hypothesis import given, settings, strategies as st
 FLOATS = [0.0, -0.0, 1.0, 9.0, 10.0, 99.0, 100000.0, 999999.5, 1764789123.456, 1764789123.4567, 2.0**63,
           2.0**64, 1e12 - 0.001, 99999999.0, 100000000.0, -1.0, 100.0, 123456.0, 1e6, 1234567.0, 0.1, 0.0001, 1e-5, 2.5, 0.30000000000000004,
           1.5e300, 5e-324, 2.0**53, 1e21, -2.5e-7, 1.7000000005e9, 1e15, 1e16, 999999.0, 9999999.0, 12345678.9,
-          -1234567.0, 1234567890123456.0, 2.0**-1017, 1e-323, float("inf"), float("-inf"), float("nan")]
+          -1234567.0, 1234567890123456.0, 2.0**-1017, 1e-323, float("inf"), float("-inf"), float("nan"),
+          # seven to twelve integer digits kept to the millisecond (created timestamps)
+          1e9, 1000000.001, 1000000.1, 1764789120.0, 1764789123.5, 1764789123.05, 999999999999.999,
+          999999999999.0, 100000000000.0, -1764789123.456, 1e12, 1e12 + 0.001, 0.1 + 1764789123]
 
 
 @pytest.mark.parametrize("v", FLOATS)
@@ -199,3 +203,66 @@ def test_bodies_larger_and_smaller_than_the_last_are_whole(openmetrics, monkeypa
             for i in range(n):
                 c.labels(str(i) * (1 + i % 5)).inc(i)
         assert render(mine) == expect(theirs), n
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_bodies_of_a_slowly_growing_store_are_whole_bytes(openmetrics):
+    """A body a little shorter than its storage keeps that storage: it is still an ordinary bytes object of
+    its own length, equal to a copy of itself, and renders what prometheus_client renders."""
+    import sys
+
+    from prometheus_client.openmetrics.exposition import generate_latest as pc_om
+
+    mine, theirs = fastprom.CollectorRegistry(), pc.CollectorRegistry()
+    ours = fastprom.Gauge("grown", "Grows.", ["i"], registry=mine)
+    peer = pc.Gauge("grown", "Grows.", ["i"], registry=theirs)
+    render, expect = (generate_openmetrics, pc_om) if openmetrics else (generate_latest, pc.generate_latest)
+    n = 0
+    for target in (5000, 5000, 5050, 5400, 6000, 4800, 4000, 6500):
+        while n < target:
+            ours.labels(str(n)).set(n / 7)
+            peer.labels(str(n)).set(n / 7)
+            n += 1
+        while n > target:
+            n -= 1
+            ours.remove(str(n))
+            peer.remove(str(n))
+        body = render(mine)
+        copy = bytes(bytearray(body))
+        assert body == expect(theirs), target
+        assert len(body) == len(copy) and hash(body) == hash(copy) and sys.getsizeof(body) == sys.getsizeof(copy)
+        assert body.decode().count("\n") == copy.count(b"\n") and body.endswith(b"# EOF\n" if openmetrics else b"\n")
+
+
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer maps its shadow memory in the limited address space and aborts "
+                           "on a failed allocation")
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_one_large_body_does_not_make_later_small_renders_fail_when_memory_is_short(openmetrics):
+    """The storage a render starts in is sized by the body before; when that much cannot be had (a limited
+    address space after one large body), a small render still succeeds, and so does every one after."""
+    import subprocess
+    import sys
+    import textwrap
+
+    gen = "generate_openmetrics" if openmetrics else "generate_latest"
+    script = textwrap.dedent(f"""
+        import re, resource, fastprom
+        big, small = fastprom.CollectorRegistry(), fastprom.CollectorRegistry()
+        g = fastprom.Gauge("g", "Big.", ["l"], registry=big)
+        fastprom.Counter("c", "Small.", registry=small).inc()
+        g.labels("x" * 60_000_000).set(1)
+        body = fastprom.{gen}(big)
+        assert len(body) > 60_000_000
+        del body
+        g.clear()
+        vm = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 30_000_000, resource.RLIM_INFINITY))
+        for reg in (small, big, small):
+            for _ in range(3):
+                out = fastprom.{gen}(reg)
+                assert out.endswith(b"# EOF\\n" if {openmetrics} else b"\\n"), out
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

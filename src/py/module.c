@@ -18,8 +18,24 @@
 /* The size of the last body rendered in each view, and of the largest
  * text-format _created block in it: the next render starts in storage of
  * about that size, so a body is written in place in its bytes object,
- * neither regrown on the way nor copied at the end. */
+ * neither regrown on the way nor copied at the end.  Only a guess: when
+ * that storage cannot be had, a render starts without it, and a render
+ * that runs out of memory leaves no guess behind. */
 static fp_word render_hint[FP_VIEW_PROTOBUF + 1], side_hint;
+
+/* The storage a body of about n bytes starts in: n rounded up to a
+ * sixteenth of its power of two, so that scrapes of a store that grows
+ * slowly ask for one size again and again.  (glibc's malloc maps a large
+ * block afresh, page by page zero-filled, unless a block that large was
+ * freed before: a size that changed every scrape cost a 100,000-series
+ * render half its time in page faults.) */
+static size_t body_size(size_t n)
+{
+    if (n < 65536)
+        return n;
+    size_t step = ((size_t)1 << (63 - __builtin_clzll((unsigned long long)n))) / 16;
+    return n > SIZE_MAX - step ? n : (n + step - 1) / step * step;
+}
 
 static PyObject *core_render(PyObject *m, PyObject *args)
 {
@@ -49,15 +65,17 @@ static PyObject *core_render(PyObject *m, PyObject *args)
     size_t hint = (size_t)fp_load(&render_hint[view]);
     if (hint) {
         /* An eighth more than last time: a store grows between scrapes. */
-        hint += hint / 8 + 256;
-        if (!(out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)hint)))
-            goto done;
-        fp_buf_lend(&b, PyBytes_AS_STRING(out), hint);
+        hint = body_size(hint + hint / 8 + 256);
+        if ((out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)hint)))
+            fp_buf_lend(&b, PyBytes_AS_STRING(out), hint);
+        else
+            PyErr_Clear(); /* only a guess (a large body once): the body grows as it needs */
     }
     if (view == FP_VIEW_TEXT && !fp_buf_reserve(&side, (size_t)fp_load(&side_hint))) {
-        PyErr_NoMemory();
-        goto done;
+        fp_buf_free(&side);
+        fp_buf_init(&side);
     }
+    size_t side_max = 0; /* the largest _created block of a family */
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
         PyObject *it = PyTuple_GET_ITEM(seq, i);
         if (PyObject_TypeCheck(it, ms->Metric) && ((MetricObject *)it)->store) {
@@ -67,6 +85,7 @@ static PyObject *core_render(PyObject *m, PyObject *args)
                 fp_render_family_pb(&b, &mo->store->st, mo->family, esc);
             else
                 fp_render_family(&b, &side, &mo->store->st, mo->family, view, esc);
+            side_max = side.len > side_max ? side.len : side_max;
             Py_END_ALLOW_THREADS
         } else if (PyObject_TypeCheck(it, ms->Store)) {
             const fp_store *s = &((StoreObject *)it)->st;
@@ -77,6 +96,7 @@ static PyObject *core_render(PyObject *m, PyObject *args)
                     fp_render_family_pb(&b, s, k, esc);
                 else
                     fp_render_family(&b, &side, s, k, view, esc);
+                side_max = side.len > side_max ? side.len : side_max;
             }
             Py_END_ALLOW_THREADS
         } else if ((pb ? fp_render_pyfamily_pb(&b, it, esc) : fp_render_pyfamily(&b, it, view, esc)) < 0) {
@@ -95,9 +115,18 @@ static PyObject *core_render(PyObject *m, PyObject *args)
     }
     fp_put(&render_hint[view], b.len);
     if (view == FP_VIEW_TEXT)
-        fp_put(&side_hint, side.cap);
-    if (b.lent) {
-        /* Written in place: the bytes object is cut to the body. */
+        fp_put(&side_hint, side_max);
+    if (b.lent && hint - b.len <= b.len / 3 + 4096) {
+        /* Written in place, about as long as expected: the object is cut
+         * to the body but keeps its storage (at most a third more), so
+         * that the allocator sees the same size come back every scrape
+         * and serves it from memory already mapped (see body_size). */
+        Py_SET_SIZE(out, (Py_ssize_t)b.len);
+        PyBytes_AS_STRING(out)[b.len] = '\0';
+        result = out;
+        out = NULL;
+    } else if (b.lent) {
+        /* Much shorter than expected: given back. */
         if (_PyBytes_Resize(&out, (Py_ssize_t)b.len) == 0)
             result = out;
         out = NULL; /* freed by a failed resize */
@@ -105,6 +134,11 @@ static PyObject *core_render(PyObject *m, PyObject *args)
         result = PyBytes_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.len);
     }
 done:
+    if (!result && PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        /* The next render starts small rather than asking for this much again. */
+        fp_put(&render_hint[view], 0);
+        fp_put(&side_hint, 0);
+    }
     Py_XDECREF(out);
     fp_buf_free(&b);
     fp_buf_free(&side);
