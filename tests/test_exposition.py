@@ -234,6 +234,15 @@ def test_bodies_of_a_slowly_growing_store_are_whole_bytes(openmetrics):
         assert body.decode().count("\n") == copy.count(b"\n") and body.endswith(b"# EOF\n" if openmetrics else b"\n")
 
 
+def test_an_empty_body_after_a_small_one_is_the_empty_bytes_object():
+    """Only large bodies keep the storage they were written in: after a small render, an empty one is the
+    interpreter's own empty bytes object."""
+    registry = fastprom.CollectorRegistry()
+    fastprom.Counter("small", "Small.", registry=registry).inc()
+    generate_latest(registry)
+    assert fastprom._core.render((), fastprom._core.VIEW_TEXT) is b""
+
+
 @pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
                     reason="AddressSanitizer maps its shadow memory in the limited address space and aborts "
                            "on a failed allocation")

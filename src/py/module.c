@@ -29,9 +29,10 @@ static fp_word render_hint[FP_VIEW_PROTOBUF + 1], side_hint;
  * block afresh, page by page zero-filled, unless a block that large was
  * freed before: a size that changed every scrape cost a 100,000-series
  * render half its time in page faults.) */
+#define BODY_ROUNDED 65536 /* from this size on; below, malloc reuses freed blocks anyway */
 static size_t body_size(size_t n)
 {
-    if (n < 65536)
+    if (n < BODY_ROUNDED)
         return n;
     size_t step = ((size_t)1 << (63 - __builtin_clzll((unsigned long long)n))) / 16;
     return n > SIZE_MAX - step ? n : (n + step - 1) / step * step;
@@ -116,17 +117,18 @@ static PyObject *core_render(PyObject *m, PyObject *args)
     fp_put(&render_hint[view], b.len);
     if (view == FP_VIEW_TEXT)
         fp_put(&side_hint, side_max);
-    if (b.lent && hint - b.len <= b.len / 3 + 4096) {
-        /* Written in place, about as long as expected: the object is cut
-         * to the body but keeps its storage (at most a third more), so
-         * that the allocator sees the same size come back every scrape
-         * and serves it from memory already mapped (see body_size). */
+    if (b.lent && hint >= BODY_ROUNDED && hint - b.len <= b.len / 3 + 4096) {
+        /* Written in place in rounded storage, about as long as expected:
+         * the object is cut to the body but keeps its storage (at most a
+         * third more), so that the allocator sees the same size come back
+         * every scrape and serves it from memory already mapped (see
+         * body_size).  Smaller bodies gain nothing by it. */
         Py_SET_SIZE(out, (Py_ssize_t)b.len);
         PyBytes_AS_STRING(out)[b.len] = '\0';
         result = out;
         out = NULL;
     } else if (b.lent) {
-        /* Much shorter than expected: given back. */
+        /* Small, or much shorter than expected: given back. */
         if (_PyBytes_Resize(&out, (Py_ssize_t)b.len) == 0)
             result = out;
         out = NULL; /* freed by a failed resize */
