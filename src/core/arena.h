@@ -36,28 +36,25 @@ static inline int fp_shared(const fp_store *s) { return s->fd >= 0; }
  * generation change and drops the copy), so it is read and written a word
  * at a time with atomic loads and stores.  Allocations are rounded to 8
  * bytes, so the last word is the allocation's own. */
-static inline void fp_text_read(const fp_store *s, fp_off off, size_t len, char *dst)
-{
-    const fp_word *w = (const fp_word *)(s->base + off);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v = fp_load(&w[i / 8]);
-        memcpy(dst + i, &v, 8);
-    }
-    if (i < len) {
-        uint64_t v = fp_load(&w[i / 8]);
-        memcpy(dst + i, &v, len - i);
-    }
-}
-
-/* fp_text_read, but the last word is copied whole: dst has room for len
- * rounded up to 8 bytes (what follows the text there is undefined). */
+/* The text's words copied whole: dst has room for len rounded up to 8
+ * bytes (what follows the text there is undefined). */
 static inline void fp_text_read_words(const fp_store *s, fp_off off, size_t len, char *dst)
 {
     const fp_word *w = (const fp_word *)(s->base + off);
     for (size_t i = 0; i < len; i += 8) {
         uint64_t v = fp_load(&w[i / 8]);
         memcpy(dst + i, &v, 8);
+    }
+}
+
+/* Exactly len bytes of the text into dst. */
+static inline void fp_text_read(const fp_store *s, fp_off off, size_t len, char *dst)
+{
+    size_t whole = len & ~(size_t)7;
+    fp_text_read_words(s, off, whole, dst);
+    if (whole < len) {
+        uint64_t v = fp_load((const fp_word *)(s->base + off) + whole / 8);
+        memcpy(dst + whole, &v, len - whole);
     }
 }
 
