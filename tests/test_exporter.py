@@ -101,15 +101,15 @@ DAMAGE_AFTER_OPEN = textwrap.dedent("""
     store = _core.Store(path=path, readonly=True)
     assert marker in _core.render([store], 0)
     # Another process damages the file after the open checked it: the
-    # series' label text length (records.h: the u32 40 bytes before the
+    # series' label text length (records.h: the u32 32 bytes before the
     # record's text offset) becomes huge.
     with open(path, "r+b") as f:
         m = mmap.mmap(f.fileno(), 0)
         text_at = m.find(b'k="' + marker)
         assert text_at > 0
         field = m.find(struct.pack("<Q", text_at))
-        assert field > 40 and field % 8 == 0, field
-        m[field - 40:field - 36] = struct.pack("<I", 0xFFFFFFFF)
+        assert field > 32 and field % 8 == 0, field
+        m[field - 32:field - 28] = struct.pack("<I", 0xFFFFFFFF)
         m.flush()
     out = _core.render([store], 0)
     assert marker not in out, out

@@ -6,6 +6,8 @@ with the GIL off, which importing fastprom must leave off.
 FASTPROM_THREADS_OPS sets the operations per thread (default 20,000; the
 long form the README quotes is 1,000,000)."""
 import os
+import random
+import re
 import sys
 import sysconfig
 import threading
@@ -215,3 +217,93 @@ def test_requests_through_the_c_middleware_from_threads_are_counted_exactly():
         assert reg.get_sample_value("http_requests_total", labels) == n, labels
         assert reg.get_sample_value("http_request_duration_seconds_count", {"handler": "/r/{item}", "method": method}) \
             == sum(v for (m, _), v in expected.items() if m == method)
+
+
+def test_a_render_never_shows_a_label_set_twice():
+    """Label sets removed (or cleared) and made again while other threads
+    render: each body shows a series at most once, and strict parsers
+    (prometheus_client's OpenMetrics parser refuses a repeated series)
+    accept every body.  The churned label sets come first in their
+    families and a long run of others follows, so a walk that has shown
+    one is still under way when it is made again."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+
+    reg = fp.CollectorRegistry()
+    g = fp.Gauge("churn", "Churned label sets.", ["k"], registry=reg)
+    c = fp.Counter("churned", "Churned counters.", ["k"], registry=reg)
+    writers = 2
+    keys = [f"w{j}-{n}" for j in range(writers) for n in range(20)]
+    for k in keys:
+        g.labels(k).set(0)
+        c.labels(k).inc()
+    for i in range(20000):
+        g.labels(f"fixed-{i}").set(i)
+        c.labels(f"fixed-{i}").inc()
+    start = threading.Barrier(writers + 2)
+    done = threading.Event()
+    errors, bodies, repeats, refused = [], [0], [], []
+    churned = re.compile(rb'^(churn(?:ed_total|ed_created)?\{k="w[^"]*"\})', re.M)
+
+    def writer(j):
+        try:
+            rnd = random.Random(j)
+            start.wait()
+            deadline = time.monotonic() + 20
+            for i in range(OPS):
+                if done.is_set() or time.monotonic() > deadline:
+                    break
+                k = f"w{j}-{rnd.randrange(20)}"
+                if i % 499 == 498:
+                    c.clear()
+                else:
+                    g.remove(k)
+                    c.remove(k)
+                g.labels(k).set(i)
+                c.labels(k).inc()
+                # More series after it: the next walk that shows k is
+                # still under way when k is made again.
+                g.labels(f"p{j}-{i}").set(i)
+                c.labels(f"p{j}-{i}").inc()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def renderer(om):
+        try:
+            start.wait()
+            deadline = time.monotonic() + 20
+            n = 0
+            while not done.is_set() and time.monotonic() < deadline:
+                body = fp.generate_openmetrics(reg) if om else fp.generate_latest(reg)
+                shown = churned.findall(body)
+                if len(set(shown)) != len(shown):
+                    seen = set()
+                    repeats.append(next(s for s in shown if s in seen or seen.add(s)).decode())
+                n += 1
+                if om and n % 16 == 1:
+                    try:
+                        list(parse_om(body.decode()))
+                    except ValueError as e:
+                        refused.append(e)
+                bodies[0] += 1
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(j,)) for j in range(writers)]
+    threads += [threading.Thread(target=renderer, args=(om,)) for om in (False, True)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)  # with a GIL: writers and renderers take turns often
+    try:
+        for t in threads:
+            t.start()
+        for t in threads[:writers]:
+            t.join(60)
+        done.set()
+        for t in threads[writers:]:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(switch)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    assert not errors, errors[:3]
+    assert bodies[0] > 0
+    assert not repeats, f"{len(repeats)} of {bodies[0]} bodies repeat a series, e.g. {repeats[0]}"
+    assert not refused, f"{len(refused)} OpenMetrics bodies refused: {refused[0]}"

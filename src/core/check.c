@@ -95,8 +95,8 @@ static uint64_t text_checksum(const fp_store *s, uint64_t h, fp_off off, size_t 
 
 uint64_t fp_series_checksum(const fp_store *s, const fp_series *se)
 {
-    uint64_t fixed[9] = {se->family, se->text_len, se->base_len, se->proc, se->split, se->creator, se->text_cap,
-                         se->hash, se->overflow};
+    uint64_t fixed[8] = {se->family, se->text_len, se->base_len, se->proc, se->split, se->creator, se->text_cap,
+                         se->hash};
     uint64_t h = fp_checksum(0, fixed, sizeof fixed);
     fp_off text = se->text, base = se->base;
     h = text_checksum(s, h, text, se->text_len);
@@ -266,7 +266,12 @@ static const char *check_record(const fp_store *s, uint64_t off, uint32_t nfam, 
     uint64_t size = sizeof(fp_series) + 8ull * f->ncells;
     uint32_t state = fp_load32_acq(&se->state);
     uint64_t next = fp_load(&se->next), fnext = fp_load(&se->free_next);
+    /* The generation, then the count: a record given its key meanwhile has
+     * a generation the count has reached (one above would hide it from
+     * every walk). */
+    uint64_t gen = fp_load_acq(&se->gen);
     if (!in_arena(s, off, size) || (state != FP_LIVE && state != FP_REMOVED && state != FP_BORN) ||
+        gen > fp_load_acq(&h->births) ||
         (next && !in_arena(s, next, sizeof(fp_series))) ||
         (FP_STACK_OFF(fnext) && !in_arena(s, FP_STACK_OFF(fnext), sizeof(fp_series))) ||
         (se->slot >= h->nslots && se->slot != FP_NO_SLOT) ||
@@ -281,7 +286,8 @@ static const char *check_record(const fp_store *s, uint64_t off, uint32_t nfam, 
     uint64_t ex = fp_load(&se->exemplars);
     if (!in_arena(s, text, (uint64_t)cap + 1) || !in_arena(s, base, (uint64_t)cap + 1) ||
         (ex && !in_arena(s, ex, sizeof(fp_exemplar) * (uint64_t)fp_exemplar_slots(f))) ||
-        se->proc > h->max_procs || se->creator > h->max_procs || (state == FP_LIVE && (bl > tl || tl > cap)))
+        se->proc > h->max_procs || (se->creator & ~FP_CREATOR_OVERFLOW) > h->max_procs ||
+        (state == FP_LIVE && (bl > tl || tl > cap)))
         return "corrupt (a series is damaged)";
     *fam = f;
     return NULL;
@@ -555,7 +561,7 @@ const char *fp_store_check(const fp_store *s, int quiescent)
             }
             if (fp_load32_acq(&se->state) != FP_REMOVED && (why = check_live(s, off, f, &scratch, &copy)))
                 break;
-            live += fp_load32_acq(&se->state) == FP_LIVE && !fp_load32_acq(&se->overflow);
+            live += fp_load32_acq(&se->state) == FP_LIVE && !fp_series_overflow(se);
             series_spans(&sp, off, se, f);
             add_span(&members, off, 1);
             if (quiescent) {

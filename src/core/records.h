@@ -24,7 +24,7 @@
 #define FP_MAGIC 0x314d5250545346ULL /* "FSTPRM1" */
 /* Bumped whenever the arena layout changes: a store file written by
  * another layout is refused at start-up. */
-#define FP_LAYOUT_VERSION 7u
+#define FP_LAYOUT_VERSION 8u
 
 /* ---- limits (exported to Python by the binding) ---------------------- */
 #define FP_ALIGN 8u
@@ -85,6 +85,9 @@ enum { FP_LIVE = 1, FP_REMOVED = 2, FP_BORN = 3 };
 #define FP_LINKING 1u
 #define FP_LINK_CLAIM(proc) (((uint32_t)(proc) << 2) | FP_LINKING)
 #define FP_LINK_OWNER(word) ((word) >> 2)
+/* A series' creator word: 1 + the creating process's table entry, with
+ * this bit set for an overflow series. */
+#define FP_CREATOR_OVERFLOW 0x80000000u
 /* The slot of a series record that is in no table slot (being reused). */
 #define FP_NO_SLOT UINT32_MAX
 
@@ -127,6 +130,11 @@ typedef struct {
     fp_word overflowed;     /* label lookups sent to an overflow series */
     fp_word committed;      /* shared store: file bytes known to be backed by disk (or tmpfs) pages */
     fp_word tombstones;     /* series table slots holding FP_TOMB */
+    /* Bumped by every series record given a key (made, or reused): the
+     * new count is the record's generation.  A walk shows only records of
+     * a generation up to the count at its start, so a label set removed
+     * and made again meanwhile is not shown twice. */
+    fp_word births;
     /* Bumped by every remove() and clear(), in any process: a cached
      * series pointer taken at an older count must be re-checked before
      * use.  On a cache line of its own, as every update path reads it. */
@@ -192,12 +200,12 @@ typedef struct {
      * sorted pairs: 0, text_len, or the offset of the comma after the last
      * pair whose name sorts before it. */
     fp_word32 split;
-    fp_word32 creator;      /* 1 + process table index of the process that made it */
+    fp_word32 creator;      /* 1 + process table index of the process that made it;
+                               FP_CREATOR_OVERFLOW set: an overflow series (not counted
+                               in its family's nlive) */
     fp_word32 slot;         /* its series table slot, or FP_NO_SLOT */
     fp_word32 linked;       /* FP_LINKED, or who is linking it into its family's list */
-    fp_word32 gen;          /* bumped when the record is reused for another key */
     fp_word32 text_cap;     /* bytes at `text` (and at `base`) that a reuse may rewrite */
-    fp_word32 overflow;     /* 1: an overflow series (not counted in its family's nlive) */
     fp_word text;
     fp_word base;           /* = text, but for per-process series */
     fp_word sum;            /* checksum of the key fields */
@@ -205,8 +213,14 @@ typedef struct {
     fp_word free_next;      /* next in a limbo or ready stack */
     fp_word created;        /* double bits, seconds since the epoch */
     fp_word exemplars;      /* fp_exemplar[] block, 0 until first exemplar */
+    fp_word gen;            /* the header's births count when it was given its key */
     fp_word cells[];
 } fp_series;
+
+static inline int fp_series_overflow(const fp_series *se)
+{
+    return (fp_load32_acq(&se->creator) & FP_CREATOR_OVERFLOW) != 0;
+}
 
 /* An exemplar's sequence word: the busy bit, the writer's process table
  * entry (1-based, 0 for a private store), and a count. */

@@ -354,8 +354,9 @@ static void write_key(fp_store *s, fp_series *se, const series_key *k, int overf
     se->base_len = (uint32_t)k->base_len;
     se->split = (uint32_t)k->split;
     se->proc = k->proc;
-    se->creator = s->proc;
-    se->overflow = overflow != 0;
+    se->creator = s->proc | (overflow ? FP_CREATOR_OVERFLOW : 0);
+    /* Its generation: after the key, before the record is shown. */
+    fp_store_rel(&se->gen, fp_add_acqrel(&fp_hdr(s)->births, 1) + 1);
 }
 
 /* Rewrites a removed record (ours alone: popped from the ready stack and
@@ -381,7 +382,6 @@ static int rewrite(fp_store *s, fp_family *f, fp_series *se, const series_key *k
     for (uint32_t i = 0; ex && i < fp_exemplar_slots(f); i++)
         fp_store_rel(&((fp_exemplar *)fp_at(s, ex))[i].seq, 0);
     fp_stored(&se->created, floor(fp_now() * 1000.0) / 1000.0);
-    fp_add32_rel(&se->gen, 1);
     se->sum = fp_series_checksum(s, se);
     return FP_OK;
 }
@@ -691,7 +691,7 @@ static void remove_one(fp_store *s, fp_family *f, fp_series *se, fp_off off)
     if (!fp_cas32(&se->state, &live, FP_REMOVED))
         return;
     fp_crash("removed");
-    if (!fp_load32_acq(&se->overflow))
+    if (!fp_series_overflow(se))
         fp_add(&f->nlive, (uint64_t)-1);
     fp_add_acqrel(&fp_hdr(s)->removals, 1);
     /* The limbo's epoch word first, then the push (drain_limbo relies on it). */
@@ -749,7 +749,7 @@ int fp_store_repair(fp_store *s)
             continue;
         /* Unlinked by a dead creator, or claimed by a dead linker: claim
          * it (one repairer wins), look, and link it if it is not there. */
-        uint32_t owner = linked & FP_LINKING ? FP_LINK_OWNER(linked) : se->creator;
+        uint32_t owner = linked & FP_LINKING ? FP_LINK_OWNER(linked) : se->creator & ~FP_CREATOR_OVERFLOW;
         if (fp_proc_alive(s, owner) || !fp_cas32(&se->linked, &linked, FP_LINK_CLAIM(s->proc)))
             continue;
         int found = 0;

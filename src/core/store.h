@@ -80,10 +80,12 @@ static inline uint64_t fp_removals(const fp_store *s) { return fp_load_acq(&fp_h
 static inline int fp_series_live(const fp_series *se) { return fp_load32_acq(&se->state) == FP_LIVE; }
 /* A record's generation: a reused record is another series.  A cache
  * keeps (pointer, generation) and re-checks both after a removal. */
-static inline uint32_t fp_series_gen(const fp_series *se) { return fp_load32_acq(&se->gen); }
+static inline uint64_t fp_series_gen(const fp_series *se) { return fp_load_acq(&se->gen); }
+/* The births count: series records given a key so far (see fp_header). */
+static inline uint64_t fp_births(const fp_store *s) { return fp_load_acq(&fp_hdr(s)->births); }
 /* 1 if a cached series is still the one it was: live (or just published,
  * BORN) and not reused. */
-static inline int fp_series_still(const fp_series *se, uint32_t gen)
+static inline int fp_series_still(const fp_series *se, uint64_t gen)
 {
     uint32_t st = fp_load32_acq(&se->state);
     return (st == FP_LIVE || st == FP_BORN) && fp_series_gen(se) == gen;

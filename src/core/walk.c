@@ -67,6 +67,8 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
     /* Liveness per process table entry, looked up once per walk:
      * 0 unknown, 1 alive, 2 dead. */
     unsigned char *alive = calloc(nprocs + 2, 1);
+    /* Series given their key after this are left for the next walk. */
+    uint64_t births = fp_births(s);
     size_t nseries = 0;
     for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next))
         nseries++;
@@ -89,7 +91,8 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
     for (fp_off off = fp_load_acq(&f->head); off && walked < nseries;
          off = fp_load_acq(&((fp_series *)fp_at(s, off))->next), walked++) {
         const fp_series *se = fp_at(s, off);
-        if (!fp_series_live(se))
+        uint64_t gen = fp_series_gen(se);
+        if (gen > births || !fp_series_live(se))
             continue;
         if (live_only && se->proc && se->proc <= nprocs) {
             if (!alive[se->proc])
@@ -110,6 +113,10 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
             goto done;
         }
         fp_text_read(s, per_pid ? se->text : se->base, ll, texts.p + at);
+        double ts = fp_gauge_written(se);
+        /* Reused for another key while we read it: left for the next walk. */
+        if (fp_series_gen(se) != gen)
+            continue;
         const char *lt = texts.p + at;
         uint64_t hsh = 1469598103934665603ULL;
         for (uint32_t i = 0; i < ll; i++)
@@ -118,7 +125,6 @@ static int walk_per_process(const fp_walk *w, fp_point_fn fn, void *ctx)
         while (groups[i].used && !(groups[i].len == ll && memcmp(texts.p + groups[i].text, lt, ll) == 0))
             i = (i + 1) & (cap - 1);
         mp_group *g = &groups[i];
-        double ts = fp_gauge_written(se);
         if (!g->used) {
             texts.len += ll; /* kept: the group's text */
             g->used = 1;
@@ -208,10 +214,15 @@ int fp_walk_family(const fp_store *s, uint32_t family, fp_point_fn fn, void *ctx
     int rc = 0;
     fp_buf text; /* the series' label text, copied out of the store */
     fp_buf_init(&text);
+    /* The walk shows the series that had their keys when it began: one
+     * given its key since (made, or a removed record reused) waits for the
+     * next walk, so a label set removed and made again meanwhile, whose
+     * old record was shown already, is not shown twice. */
+    uint64_t births = fp_births(s);
     for (fp_off off = fp_load_acq(&f->head); off; off = fp_load_acq(&((fp_series *)fp_at(s, off))->next)) {
         fp_series *se = fp_at(s, off);
-        uint32_t gen = fp_series_gen(se);
-        if (!fp_series_live(se))
+        uint64_t gen = fp_series_gen(se);
+        if (gen > births || !fp_series_live(se))
             continue;
         uint32_t tl = se->text_len;
         if (!fp_text_fits(s, se->text, tl, se->text_cap))

@@ -90,10 +90,10 @@ typedef struct {
     fp_series *series;      /* NULL on a parent that has labels */
     const fp_word *removals_at; /* the store's removal count (NULL until _bind) */
     uint64_t removals;      /* its value when `series` was last checked */
-    uint32_t gen;           /* `series`' generation then (a reused record is another series) */
-    int per_process;        /* a per-process gauge of a shared store: its series is this process's */
+    uint64_t gen;           /* `series`' generation then (a reused record is another series) */
     uint64_t forks;         /* per-process: the fork generation `series` belongs to */
     uint32_t family;
+    int per_process;        /* a per-process gauge of a shared store: its series is this process's */
     PyObject *labelnames;   /* tuple of str */
     PyObject *children;     /* parent: dict of label-value tuple -> child (owned here) */
     PyObject *labelvalues;  /* child: tuple of str */
@@ -180,7 +180,7 @@ void fp_tap_empty(TapObject *tap);
 enum { FP_HTTP_SERIES = 4 };
 typedef struct {
     fp_series *series[FP_HTTP_SERIES];
-    uint32_t gen[FP_HTTP_SERIES]; /* their generations then (a reused record is another series) */
+    uint64_t gen[FP_HTTP_SERIES]; /* their generations then (a reused record is another series) */
     uint64_t removals;      /* the store's removal count when they were checked */
     int overflowed;         /* one is an overflow series: looked up again after a removal */
 } fp_http_kind;

@@ -1005,6 +1005,15 @@ static void *churner(void *arg)
             fp_counter_inc(se, 2.0);
             CHECK(fp_series_remove(&store, fam_churn, cv, cl) == FP_OK, "churn remove");
         }
+        /* A label set removed and made again at once, again and again:
+         * a render shows it once (churn_checker). */
+        snprintf(k, sizeof k, "r%ld", i % 8);
+        cl[1] = strlen(k);
+        fp_series_remove(&store, fam_churn, cv, cl);
+        rc = fp_series_get(&store, fam_churn, cv, cl, 1, 0, &se);
+        CHECK(rc == FP_OK, "churn re-create = %d", rc);
+        if (rc == FP_OK)
+            fp_counter_inc(se, 2.0);
     }
     atomic_fetch_sub(&churn_left, 1);
     return NULL;
@@ -1034,6 +1043,9 @@ static void *churn_checker(void *arg)
     while (atomic_load(&churn_left) > 0 || renders < 4) {
         b.len = 0;
         CHECK(fp_render_family(&b, &side, &store, fam_churn, renders & 1, FP_ESC_UNDERSCORES) == FP_OK, "render");
+        /* The re-created label sets shown in this render (CHURN_THREADS x 8 at most). */
+        const char *shown[CHURN_THREADS * 8 + 1];
+        size_t shown_len[CHURN_THREADS * 8 + 1], nshown = 0;
         /* Every line is a series of the family: no reused record shows
          * with another's labels or a torn value. */
         for (size_t i = 0; i < b.len;) {
@@ -1049,6 +1061,17 @@ static void *churn_checker(void *arg)
                 /* a churned series: 0 (just made) or 2 (incremented) */
                 CHECK(!strncmp(line, "churn_total{k=\"", 15) && (keep ? val >= 0 : val == 0.0 || val == 2.0),
                       "churn line %.*s", (int)ll, line);
+                if (line[15] == 'r' && sp) {
+                    size_t n = (size_t)(sp - line);
+                    for (size_t j = 0; j < nshown; j++)
+                        CHECK(shown_len[j] != n || memcmp(shown[j], line, n), "a render shows %.*s twice", (int)n,
+                              line);
+                    CHECK(nshown < CHURN_THREADS * 8, "more re-created label sets shown than there are");
+                    if (nshown < CHURN_THREADS * 8) {
+                        shown[nshown] = line;
+                        shown_len[nshown++] = n;
+                    }
+                }
             }
             i = (size_t)(nl - b.p) + 1;
         }
